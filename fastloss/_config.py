@@ -1,0 +1,95 @@
+"""Pick the kernel module for this CPU, and report how fastloss was built."""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+try:
+    from fastloss import _ext_baseline
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    here = os.path.dirname(os.path.abspath(__file__))
+    raise ImportError(
+        f"fastloss's compiled kernels are missing in {here}. If this is the source tree, "
+        "install the package (pip install .) and run from outside the repository root, "
+        "or build in place (pip install -e .)."
+    ) from exc
+
+try:
+    from fastloss._build_info import BUILD_INFO
+except ImportError:  # pragma: no cover
+    BUILD_INFO = {}
+
+_LEVELS = {"avx512": 4, "avx2": 3, "baseline": 0}
+
+
+def _select():
+    """The best compiled variant this CPU runs; FASTLOSS_ISA=baseline|avx2|avx512 forces one."""
+    forced = os.environ.get("FASTLOSS_ISA", "").strip().lower()
+    level = _ext_baseline.cpu_level()
+    candidates = [forced] if forced else ["avx512", "avx2", "baseline"]
+    for isa in candidates:
+        if isa not in _LEVELS:
+            raise ImportError(f"FASTLOSS_ISA: unknown instruction set {forced!r}; "
+                              f"use one of {sorted(_LEVELS)}")
+        if _LEVELS[isa] > level:
+            if forced:
+                raise ImportError(f"FASTLOSS_ISA={forced}: this CPU does not support it")
+            continue
+        try:
+            return importlib.import_module(f"fastloss._ext_{isa}")
+        except ImportError:
+            if forced:
+                raise
+    return _ext_baseline
+
+
+ext = _select()
+
+
+def show_config(file=None) -> dict:
+    """Print and return how fastloss was built and what it uses on this machine.
+
+    Returns
+    -------
+    dict
+        ``version``, the active kernel instruction set, OpenMP (or serial build), whether
+        vector math (libmvec) is used, the default thread count, compiler flags and versions.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> info = fastloss.show_config(file=open("/dev/null", "w"))
+    >>> sorted(info)[:3]
+    ['active_isa', 'built_variants', 'compiler']
+    """
+    from fastloss import __version__
+
+    info = ext.build_info()
+    cfg = {
+        "version": __version__,
+        "active_isa": info["isa"],
+        "built_variants": BUILD_INFO.get("variants", ["baseline"]),
+        "openmp": info["openmp"],
+        "default_threads": info["default_threads"],
+        "vector_math_libmvec": info["libmvec"],
+        "native_build": BUILD_INFO.get("native", False),
+        "sanitizers": BUILD_INFO.get("sanitize", False),
+        "cflags": BUILD_INFO.get("cflags", "?"),
+        "compiler": BUILD_INFO.get("compiler", "?"),
+        "cpu_level": _ext_baseline.cpu_level(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+    }
+    out = file if file is not None else sys.stdout
+    width = max(map(len, cfg))
+    print("fastloss configuration", file=out)
+    for key, value in cfg.items():
+        if key == "openmp" and not value:
+            value = "False (serial build: every call runs on one thread)"
+        print(f"  {key:<{width}} : {value}", file=out)
+    return cfg

@@ -1,0 +1,191 @@
+"""Argument checks and error messages: the one place that decides what is valid.
+
+The compiled entry point checks the common case (contiguous float32/float64 ndarrays) itself,
+at C speed, and calls into this module only to convert other inputs or to raise.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _real_array(y, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(y)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected real numbers (bool, integer or floating dtype), got dtype {a.dtype}"
+        )
+    return a
+
+
+def as_pred(y) -> np.ndarray:
+    """y_pred keeps float32/float64 (in native byte order); any other real dtype becomes float64."""
+    a = _real_array(y, "y_pred")
+    dtype = a.dtype.newbyteorder("=") if a.dtype.kind == "f" else a.dtype
+    if dtype not in _FLOATS:
+        dtype = np.dtype(np.float64)
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def as_real(y, dtype, name: str) -> np.ndarray:
+    """Cast y_true or sample_weight to y_pred's dtype, C-contiguous."""
+    return np.ascontiguousarray(_real_array(y, name), dtype=dtype)
+
+
+def is_labels(y) -> bool:
+    """Integer (or bool) y_true: class labels for categorical cross-entropy."""
+    dtype = getattr(y, "dtype", None)
+    if dtype is None:
+        dtype = _real_array(y, "y_true").dtype
+    return np.dtype(dtype).kind in "biu"
+
+
+def as_labels(y) -> np.ndarray:
+    a = _real_array(y, "y_true")
+    if a.dtype.kind == "u" and a.dtype.itemsize == 8:
+        # uint64 labels >= 2**63 would wrap to negative int64: keep them out of range.
+        a = np.minimum(a, np.iinfo(np.int64).max)
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def bad_reduction(reduction):
+    raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def shape_error(name: str, arr, expected, per_row: bool = False, labels: bool = False):
+    msg = f"{name}: shape {tuple(np.shape(arr))} does not match y_pred's shape {tuple(expected)}"
+    if per_row:
+        msg = (f"{name}: shape {tuple(np.shape(arr))} must be y_pred's shape {tuple(expected)}"
+               + (f" or ({expected[0]},) for one weight per row" if len(expected) > 1 else ""))
+    if labels:
+        msg += (f"; categorical targets are integer class labels of shape ({expected[0]},) or "
+                f"float targets of shape {tuple(expected) if len(expected) == 2 else '(n, k)'}")
+    raise ValueError(msg)
+
+
+def rowwise_shape_error(p):
+    raise ValueError(
+        f"y_pred: row-wise losses need shape (n_samples, n_classes) with n_classes >= 1, "
+        f"got shape {p.shape}"
+    )
+
+
+def param_shape_error(name: str, param, shape):
+    raise ValueError(
+        f"{name}: has {np.size(param)} entries but y_pred's last axis has "
+        f"{shape[-1] if len(shape) else 'none'} (y_pred shape {tuple(shape)})"
+    )
+
+
+_TYPENAMES = {11: "float32", 12: "float64"}
+
+
+def bad_out(buf, name: str, shape, typenum: int):
+    want = f"a C-contiguous, writeable ndarray of shape {shape} and dtype {_TYPENAMES.get(typenum, typenum)}"
+    if not isinstance(buf, np.ndarray):
+        raise ValueError(f"{name}: must be {want}, got {type(buf).__name__}")
+    raise ValueError(
+        f"{name}: must be {want}, got shape {buf.shape}, dtype {buf.dtype}, "
+        f"C-contiguous={buf.flags.c_contiguous}, writeable={buf.flags.writeable}"
+    )
+
+
+def overlap_error(name: str):
+    raise ValueError(
+        f"{name}: overlaps an input or another output (only gradient_out may be y_pred itself)"
+    )
+
+
+def zero_weights():
+    raise ValueError("sample_weight: weights sum to zero, so the weighted mean is undefined")
+
+
+def kernel_error(code: int, name: str, arr):
+    if code == -2:
+        raise MemoryError("fastloss: could not allocate kernel scratch memory")
+    flat = np.asarray(arr).reshape(-1)
+    value = flat[code] if 0 <= code < flat.size else None
+    index = np.unravel_index(code, np.shape(arr)) if np.ndim(arr) > 1 else code
+    if name == "sample_weight":
+        raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")
+    if name == "y_true":
+        raise ValueError(
+            f"y_true: class label {value!r} at index {index} is outside [0, n_classes) "
+            f"and is not ignore_index"
+        )
+    raise ValueError(
+        f"y_pred: probabilities must lie in [0, 1], found {value!r} at index {index} "
+        f"(pass from_logits=True for logits)"
+    )
+
+
+# ---- constructor parameters ----
+
+def n_threads(value) -> int:
+    """None -> 0 (OpenMP's default); otherwise an int >= 1."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"n_threads: must be None or an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"n_threads: must be None or an int >= 1, got {value!r}")
+    return int(value)
+
+
+def positive(name: str, value) -> float:
+    v = _scalar(name, value)
+    if not (v > 0 and np.isfinite(v)):
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+    return v
+
+
+def unit_interval(name: str, value, upper_open: bool = False) -> float:
+    v = _scalar(name, value)
+    if not (0 <= v <= 1) or (upper_open and v == 1):
+        raise ValueError(f"{name}: must lie in [0, 1{')' if upper_open else ']'}, got {value!r}")
+    return v
+
+
+def _scalar(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name}: must be a real number, got {value!r}")
+    return float(value)
+
+
+def weight_vector(name: str, value, allow_scalar: bool):
+    """A finite, >= 0 scalar (if allowed) or 1-D array; returned as float or float64 array."""
+    if value is None:
+        return None
+    a = _real_array(value, name)
+    if a.ndim == 0 and allow_scalar:
+        v = float(a)
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name}: must be finite and >= 0, got {value!r}")
+        return v
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(
+            f"{name}: must be {'a scalar or ' if allow_scalar else ''}a non-empty 1-D array, "
+            f"got shape {a.shape}"
+        )
+    a = np.array(a, dtype=np.float64)
+    if not np.all(np.isfinite(a) & (a >= 0)):
+        raise ValueError(f"{name}: entries must be finite and >= 0")
+    a.flags.writeable = False
+    return a
+
+
+def index_or_none(name: str, value):
+    if value is None:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: must be None or an int, got {value!r}") from None
