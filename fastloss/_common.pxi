@@ -22,6 +22,9 @@ cdef enum:
     # Elements per reduction block. Blocks are summed in a fixed order, so a reduced loss is
     # bit-identical for every thread count; the size keeps a block's scratch in L1.
     EW_BLOCK = 2048
+    # Elements per sub-chunk inside a block: the chunk's loss scratch stays in L1 while the
+    # inputs stream past it.
+    EW_SUB = 256
     # Partials for this many blocks live on the stack; more are malloc'ed (n > 32768).
     STACK_BLOCKS = 16
     # Codes returned by drivers besides "first bad index" (>= 0).
@@ -131,18 +134,38 @@ cdef inline Py_ssize_t partials_finish(Partials* P, double* num, double* den) no
     return first
 
 
-cdef inline double block_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    # Four float64 accumulators: independent chains (no -ffast-math needed) in a fixed order.
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i, m = n - n % 4
-    for i in range(0, m, 4):
-        s0 += x[i]
-        s1 += x[i + 1]
-        s2 += x[i + 2]
-        s3 += x[i + 3]
+cdef enum:
+    SUM_LANES = 32
+
+
+cdef inline void lanes_add(double* acc, const floating* x, Py_ssize_t n) noexcept nogil:
+    # 32 float64 lanes in a fixed order: gcc turns the unrolled lane loop into 4-16 independent
+    # vector adds (no -ffast-math needed). Which lane gets which element depends only on the
+    # position in the block, so sums do not depend on the thread count.
+    cdef Py_ssize_t i, j, m = n - n % SUM_LANES
+    for i in range(0, m, 32):
+        for j in range(SUM_LANES):
+            acc[j] += x[i + j]
     for i in range(m, n):
-        s0 += x[i]
-    return (s0 + s1) + (s2 + s3)
+        acc[i - m] += x[i]
+
+
+cdef inline double lanes_total(double* acc) noexcept nogil:
+    cdef Py_ssize_t i, j = SUM_LANES
+    while j > 1:
+        j //= 2
+        for i in range(j):
+            acc[i] += acc[i + j]
+    return acc[0]
+
+
+cdef inline double block_sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef double acc[SUM_LANES]
+    cdef Py_ssize_t j
+    for j in range(SUM_LANES):
+        acc[j] = 0
+    lanes_add(acc, x, n)
+    return lanes_total(acc)
 
 
 # ---- sample weights: checked (finite, >= 0) and summed in one blocked pass ----

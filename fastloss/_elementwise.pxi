@@ -181,44 +181,56 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
 cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize_t start,
                          Py_ssize_t stop, double* out) noexcept nogil:
     """Process elements [start, stop): outputs, weights, the block's loss sum, first bad index."""
-    cdef const floating* t = <const floating*>J.t + start
-    cdef const floating* p = <const floating*>J.p + start
+    cdef const floating* t = <const floating*>J.t
+    cdef const floating* p = <const floating*>J.p
     cdef const floating* col = <const floating*>J.col
-    cdef floating* go = <floating*>J.go + start if J.go != NULL else NULL
-    cdef floating* ho = <floating*>J.ho + start if J.ho != NULL else NULL
+    cdef floating* go = NULL
+    cdef floating* ho = NULL
     cdef floating* lo
-    cdef floating lbuf[EW_BLOCK]
-    cdef floating cbuf[EW_BLOCK]
-    cdef Py_ssize_t n = stop - start, i, j, k0, seg
+    cdef floating lbuf[EW_SUB]
+    cdef floating cbuf[EW_SUB]
+    cdef double acc[SUM_LANES]
+    cdef Py_ssize_t s0, n, i, j, k0, seg
     cdef floating l, g, h
     cdef int bad = 0
     cdef floating gs = <floating>J.gscale
-    lo = <floating*>J.lo + start if J.lo != NULL else lbuf
-    if has_column_param(L):
-        if col == NULL:
+    cdef bint want_loss = (J.what & WANT_LOSS) != 0
+    cdef bint reduce = J.lo == NULL and want_loss
+    for j in range(SUM_LANES):
+        acc[j] = 0
+    for s0 in range(start, stop, 256):
+        n = min(EW_SUB, stop - s0)
+        lo = <floating*>J.lo + s0 if J.lo != NULL else lbuf
+        go = <floating*>J.go + s0 if J.go != NULL else NULL
+        ho = <floating*>J.ho + s0 if J.ho != NULL else NULL
+        if has_column_param(L):
+            if col == NULL:
+                for i in range(n):
+                    cbuf[i] = <floating>J.col_scalar
+            else:
+                # The column parameter cycles with the last axis: copy it in by runs.
+                i = 0
+                k0 = s0 % J.ncol
+                while i < n:
+                    seg = min(n - i, J.ncol - k0)
+                    for j in range(seg):
+                        cbuf[i + j] = col[k0 + j]
+                    i += seg
+                    k0 = 0
+        bad |= ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n, gs,
+                       J.what)
+        if J.w != NULL:
+            ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, s0, n,
+                     lo if want_loss else NULL, go, ho)
+        if reduce:
+            lanes_add(acc, lo, n)
+        if bad:
             for i in range(n):
-                cbuf[i] = <floating>J.col_scalar
-        else:
-            # The column parameter cycles with the last axis: fill the block's copy by runs.
-            i = 0
-            k0 = start % J.ncol
-            while i < n:
-                seg = min(n - i, J.ncol - k0)
-                for j in range(seg):
-                    cbuf[i + j] = col[k0 + j]
-                i += seg
-                k0 = 0
-    bad = ew_loop(L, t, p, cbuf, lo if J.what & WANT_LOSS else NULL, go, ho, n, gs,
-                  J.what)
-    if J.w != NULL:
-        ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, start, n,
-                 lo if J.what & WANT_LOSS else NULL, go, ho)
-    if J.lo == NULL and J.what & WANT_LOSS:
-        out[0] = block_sum(lo, n)
-    if bad:
-        for i in range(n):
-            if ew_math(L, t[i], p[i], cbuf[i], &l, &g, &h):
-                return start + i
+                if ew_math(L, t[s0 + i], p[s0 + i], cbuf[i], &l, &g, &h):
+                    out[0] = 0
+                    return s0 + i
+    if reduce:
+        out[0] = lanes_total(acc)
     return OK
 
 
