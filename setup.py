@@ -99,6 +99,9 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastloss", "
     f.write('"""Written by setup.py at build time."""\nBUILD_INFO = ' + repr(build_info) + "\n")
 
 setup(
+    # Always recompile: objects left in build/ by a build with other switches (serial,
+    # sanitizers, native) must never be linked into this one. Two compile jobs at a time.
+    options={"build_ext": {"force": True, "parallel": os.cpu_count() or 1}},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

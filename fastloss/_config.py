@@ -64,7 +64,7 @@ def show_config(file=None) -> dict:
     >>> import fastloss
     >>> info = fastloss.show_config(file=open("/dev/null", "w"))
     >>> sorted(info)[:3]
-    ['active_isa', 'built_variants', 'compiler']
+    ['active_isa', 'built_variants', 'cflags']
     """
     from fastloss import __version__
 

@@ -112,7 +112,7 @@ def kernel_error(code: int, name: str, arr):
     if code == -2:
         raise MemoryError("fastloss: could not allocate kernel scratch memory")
     flat = np.asarray(arr).reshape(-1)
-    value = flat[code] if 0 <= code < flat.size else None
+    value = flat[code].item() if 0 <= code < flat.size else None
     index = np.unravel_index(code, np.shape(arr)) if np.ndim(arr) > 1 else code
     if name == "sample_weight":
         raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")

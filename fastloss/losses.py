@@ -135,7 +135,7 @@ class BinaryCrossEntropy(Loss):
     >>> import numpy as np, fastloss as fl
     >>> bce = fl.BinaryCrossEntropy(from_logits=True)
     >>> round(bce(np.array([1.0, 0.0]), np.array([2.0, -1.0])), 6)
-    0.220889
+    0.220095
     """
     _kind = "bce"
     __slots__ = ()
@@ -185,7 +185,7 @@ class CategoricalCrossEntropy(Loss):
     >>> import numpy as np, fastloss as fl
     >>> cce = fl.CategoricalCrossEntropy(from_logits=True)
     >>> round(cce(np.array([0, 2]), np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])), 6)
-    0.793809
+    0.669079
     """
     _kind = "cce"
     __slots__ = ()
