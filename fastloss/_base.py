@@ -129,7 +129,9 @@ def functional(cls):
     def f(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: Optional[ArrayLike] = None,
           reduction: str = "mean", n_threads: Optional[int] = None, **params: Any):
         try:
-            key = (n_threads, tuple(sorted(params.items())))
+            # Types are part of the key: 1 == 1.0 == True, but only an int is a valid n_threads.
+            key = (type(n_threads), n_threads,
+                   tuple(sorted((k, type(v), v) for k, v in params.items())))
             obj = cache.get(key)
         except TypeError:  # unhashable parameter (an array): no caching
             key, obj = None, None

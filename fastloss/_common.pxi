@@ -142,10 +142,11 @@ cdef inline void lanes_add(double* acc, const floating* x, Py_ssize_t n) noexcep
     # 32 float64 lanes in a fixed order: gcc turns the unrolled lane loop into 4-16 independent
     # vector adds (no -ffast-math needed). Which lane gets which element depends only on the
     # position in the block, so sums do not depend on the thread count.
-    cdef Py_ssize_t i, j, m = n - n % SUM_LANES
-    for i in range(0, m, 32):
+    cdef Py_ssize_t i = 0, j, m = n - n % SUM_LANES
+    while i < m:  # (Cython turns range() into a C loop only for a literal step)
         for j in range(SUM_LANES):
             acc[j] += x[i + j]
+        i += SUM_LANES
     for i in range(m, n):
         acc[i - m] += x[i]
 

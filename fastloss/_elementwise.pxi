@@ -38,7 +38,8 @@ cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
     after inlining, so the loss-only loop never computes a gradient.
     """
     cdef floating d, ad, y, e, sp, lw, s_pos, s_neg, lp, l1p, den, q
-    cdef floating eps = 1e-12
+    # PyTorch keeps this epsilon as a float32 constant, even in float64 computations.
+    cdef floating eps = <floating>(<float>1e-12)
     if ew_loss is MSE:
         d = p - t
         l[0] = d * d
@@ -190,7 +191,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
     cdef floating lbuf[EW_SUB]
     cdef floating cbuf[EW_SUB]
     cdef double acc[SUM_LANES]
-    cdef Py_ssize_t s0, n, i, j, k0, seg
+    cdef Py_ssize_t s0 = start, n, i, j, k0, seg
     cdef floating l, g, h
     cdef int bad = 0
     cdef floating gs = <floating>J.gscale
@@ -198,7 +199,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
     cdef bint reduce = J.lo == NULL and want_loss
     for j in range(SUM_LANES):
         acc[j] = 0
-    for s0 in range(start, stop, 256):
+    while s0 < stop:
         n = min(EW_SUB, stop - s0)
         lo = <floating*>J.lo + s0 if J.lo != NULL else lbuf
         go = <floating*>J.go + s0 if J.go != NULL else NULL
@@ -229,6 +230,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
                 if ew_math(L, t[s0 + i], p[s0 + i], cbuf[i], &l, &g, &h):
                     out[0] = 0
                     return s0 + i
+        s0 += EW_SUB
     if reduce:
         out[0] = lanes_total(acc)
     return OK

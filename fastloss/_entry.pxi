@@ -179,6 +179,8 @@ def run(Spec s, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out
     """Compute what `what` asks for (WANT_* bits); see fastloss._base for the semantics."""
     cdef cnp.ndarray p = _pred(y_pred)
     cdef int red = _reduction(reduction) if not what & WANT_HESS else RED_NONE
+    if loss_out is not None and red != RED_NONE:
+        _v.unused_loss_out(reduction)
     if s.kind >= K_CCE:
         return _run_rowwise(s, y_true, p, sample_weight, red, loss_out, gradient_out,
                             hessian_out, what)

@@ -58,6 +58,56 @@ cdef inline floating row_target(const RwJob* J, const floating* t, const floatin
     return a * cw[j] if cw != NULL else a
 
 
+cdef inline floating row_max(const floating* x, Py_ssize_t k) noexcept nogil:
+    cdef floating mx = x[0]
+    cdef Py_ssize_t j
+    for j in range(1, k):
+        if x[j] > mx:
+            mx = x[j]
+    return mx
+
+
+cdef inline double row_sum(const floating* x, Py_ssize_t k) noexcept nogil:
+    # Short rows: four chains are plenty, and cheaper to set up than the 32-lane block sum.
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t j, m = k - k % 4
+    for j in range(0, m, 4):
+        s0 += x[j]
+        s1 += x[j + 1]
+        s2 += x[j + 2]
+        s3 += x[j + 3]
+    for j in range(m, k):
+        s0 += x[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void rw_grad_hess(const RwJob* J, const floating* q, floating inv, const floating* lq,
+                       const floating* t, const floating* cw, long long y, floating cwy,
+                       floating A, floating sc, floating hs, floating* go,
+                       floating* ho) noexcept nogil:
+    """A row's gradient and hessian for the general cases (probabilities, soft targets, KL)."""
+    cdef Py_ssize_t j, k = J.k
+    cdef floating a, qj, e = <floating>J.smooth, ek = <floating>(J.smooth / J.k)
+    for j in range(k):
+        if J.target == T_LABELS:
+            a = ek * (cw[j] if cw != NULL else 1)
+            if j == y:
+                a = a + (1 - e) * cwy
+        else:
+            a = row_target(J, t, cw, j)
+        qj = q[j] * inv
+        if J.logits:
+            if go != NULL:
+                go[j] = (qj * A - a) * sc
+            if ho != NULL:
+                ho[j] = A * qj * (1 - qj) * hs
+        else:
+            if go != NULL:
+                go[j] = -a / qj * sc if qj > QMIN else 0
+            if ho != NULL:
+                ho[j] = a / (qj * qj) * hs if qj > QMIN else 0
+
+
 cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t r1,
                          double* num, double* den) noexcept nogil:
     cdef Py_ssize_t k = J.k, m = r1 - r0, E = (r1 - r0) * J.k, i, j, r, R
@@ -68,15 +118,20 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
     cdef floating* ho = NULL
     cdef floating sa[RW_ELEMS]
     cdef floating sb[RW_ELEMS]
-    cdef floating* lq = sa      # log q, clamped
-    cdef floating* q = sb       # q (a private copy, so gradient_out may be y_pred)
-    cdef floating mx, A, a, e = <floating>J.smooth, ek = <floating>(J.smooth / J.k)
-    cdef floating cwy, sc, hs, qj
+    cdef floating lse_buf[RW_ELEMS]
+    cdef floating inv_buf[RW_ELEMS]
+    # Per row r: log q_j = lq[j] - lse[r] and q_j = q[j] * inv[r] (logits: lq = z - max,
+    # q = exp(lq); probabilities: lq = clamped log p, q = p, lse = 0, inv = 1). q is a
+    # private copy, so gradient_out may be y_pred itself.
+    cdef floating* lq = sa
+    cdef floating* q = sb
+    cdef floating mx, A, lqy, e = <floating>J.smooth, ek = <floating>(J.smooth / J.k)
+    cdef floating cwy, sc, hs, c0, c1, inv, lse
     cdef double S, loss, dn, wr, num_b = 0, den_b = 0
     cdef long long y
     cdef Py_ssize_t first_bad = OK
     cdef bint need_lq = J.logits or J.target != T_LABELS or J.smooth != 0
-    cdef bint grad = J.what & WANT_GRAD, hess = J.what & WANT_HESS
+    cdef bint grad = (J.what & WANT_GRAD) != 0, hess = (J.what & WANT_HESS) != 0
     if E > RW_ELEMS:
         lq = <floating*>malloc(E * sizeof(floating))
         q = <floating*>malloc(E * sizeof(floating))
@@ -87,37 +142,34 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
 
     if J.logits:
         for r in range(m):
-            mx = z[r * k]
-            for j in range(1, k):
-                if z[r * k + j] > mx:
-                    mx = z[r * k + j]
+            mx = row_max(z + r * k, k)
             for j in range(k):
                 lq[r * k + j] = z[r * k + j] - mx
         for i in range(E):
             q[i] = f_exp(lq[i])
         for r in range(m):
-            S = block_sum(q + r * k, k)
-            mx = <floating>log(S)
-            sc = <floating>(1 / S)
-            for j in range(k):
-                lq[r * k + j] = lq[r * k + j] - mx
-                q[r * k + j] = q[r * k + j] * sc
+            S = row_sum(q + r * k, k)
+            lse_buf[r] = <floating>log(S)
+            inv_buf[r] = <floating>(1 / S)
     else:
         for i in range(E):
             q[i] = z[i]
         if need_lq:
             for i in range(E):
                 lq[i] = clamp_log(f_log(q[i]))
+        for r in range(m):
+            lse_buf[r] = 0
+            inv_buf[r] = 1
 
     for r in range(m):
         R = r0 + r
         wr = (<const floating*>J.w)[R] if J.w != NULL else 1
-        if grad:
-            go = <floating*>J.go + R * k
-        if hess:
-            ho = <floating*>J.ho + R * k
+        go = <floating*>J.go + R * k if grad else NULL
+        ho = <floating*>J.ho + R * k if hess else NULL
         sc = <floating>(wr * J.gscale)
         hs = <floating>wr
+        lse = lse_buf[r]
+        inv = inv_buf[r]
         if J.target == T_LABELS:
             y = J.lab[R]
             if (J.has_ignore and y == J.ignore) or y < 0 or y >= k:
@@ -132,55 +184,45 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
                     (<floating*>J.lo)[R] = 0
                 continue
             cwy = cw[y] if cw != NULL else 1
-            loss = -(1 - e) * cwy * (lq[r * k + y] if need_lq else clamp_log(f_log(q[r * k + y])))
+            lqy = lq[r * k + y] - lse if need_lq else clamp_log(f_log(q[r * k + y]))
+            loss = -(1 - e) * cwy * lqy
             if e != 0:
                 S = 0
                 for j in range(k):
                     S += (cw[j] if cw != NULL else 1) * lq[r * k + j]
-                loss -= ek * S
+                loss -= ek * (S - J.cw_sum * lse)
             A = (1 - e) * cwy + <floating>(ek * J.cw_sum)
             dn = cwy
-            if grad or hess:
-                for j in range(k):
-                    a = ek * (cw[j] if cw != NULL else 1)
-                    if j == y:
-                        a = a + (1 - e) * cwy
-                    qj = q[r * k + j]
-                    if J.logits:
-                        if grad:
-                            go[j] = (qj * A - a) * sc
-                        if hess:
-                            ho[j] = A * qj * (1 - qj) * hs
-                    else:
-                        if grad:
-                            go[j] = -a / qj * sc if qj > QMIN else 0
-                        if hess:
-                            ho[j] = a / (qj * qj) * hs if qj > QMIN else 0
+            if J.logits and grad:
+                # The common case, kept branch-free: g_j = q_j A sc - e/k w_j sc, minus
+                # (1 - e) w_y sc at the label.
+                c1 = inv * A * sc
+                c0 = ek * sc
+                if cw == NULL:
+                    for j in range(k):
+                        go[j] = q[r * k + j] * c1 - c0
+                else:
+                    for j in range(k):
+                        go[j] = q[r * k + j] * c1 - c0 * cw[j]
+                go[y] = go[y] - (1 - e) * cwy * sc
+                if hess:
+                    rw_grad_hess(J, q + r * k, inv, lq + r * k, NULL, cw, y, cwy, A, sc, hs,
+                                 NULL, ho)
+            elif grad or hess:
+                rw_grad_hess(J, q + r * k, inv, lq + r * k, NULL, cw, y, cwy, A, sc, hs, go, ho)
         else:
             t = <const floating*>J.t + R * k
             loss = 0
             A = 0
             for j in range(k):
-                a = row_target(J, t, cw, j)
-                A = A + a
-                loss -= a * lq[r * k + j]
+                c0 = row_target(J, t, cw, j)
+                A = A + c0
+                loss -= c0 * (lq[r * k + j] - lse)
                 if J.target == T_KL:
                     loss += xlogx(t[j])
             dn = 1
             if grad or hess:
-                for j in range(k):
-                    a = row_target(J, t, cw, j)
-                    qj = q[r * k + j]
-                    if J.logits:
-                        if grad:
-                            go[j] = (qj * A - a) * sc
-                        if hess:
-                            ho[j] = A * qj * (1 - qj) * hs
-                    else:
-                        if grad:
-                            go[j] = -a / qj * sc if qj > QMIN else 0
-                        if hess:
-                            ho[j] = a / (qj * qj) * hs if qj > QMIN else 0
+                rw_grad_hess(J, q + r * k, inv, lq + r * k, t, cw, -1, 0, A, sc, hs, go, ho)
         if J.lo != NULL:
             (<floating*>J.lo)[R] = <floating>(wr * loss)
         num_b += wr * loss

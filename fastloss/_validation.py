@@ -32,12 +32,12 @@ def as_pred(y) -> np.ndarray:
     dtype = a.dtype.newbyteorder("=") if a.dtype.kind == "f" else a.dtype
     if dtype not in _FLOATS:
         dtype = np.dtype(np.float64)
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")  # keeps 0-d inputs 0-d
 
 
 def as_real(y, dtype, name: str) -> np.ndarray:
     """Cast y_true or sample_weight to y_pred's dtype, C-contiguous."""
-    return np.ascontiguousarray(_real_array(y, name), dtype=dtype)
+    return np.asarray(_real_array(y, name), dtype=dtype, order="C")
 
 
 def is_labels(y) -> bool:
@@ -53,7 +53,7 @@ def as_labels(y) -> np.ndarray:
     if a.dtype.kind == "u" and a.dtype.itemsize == 8:
         # uint64 labels >= 2**63 would wrap to negative int64: keep them out of range.
         a = np.minimum(a, np.iinfo(np.int64).max)
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return np.asarray(a, dtype=np.int64, order="C")
 
 
 def bad_reduction(reduction):
@@ -95,6 +95,13 @@ def bad_out(buf, name: str, shape, typenum: int):
     raise ValueError(
         f"{name}: must be {want}, got shape {buf.shape}, dtype {buf.dtype}, "
         f"C-contiguous={buf.flags.c_contiguous}, writeable={buf.flags.writeable}"
+    )
+
+
+def unused_loss_out(reduction):
+    raise ValueError(
+        f"loss_out: only used with reduction='none' (got reduction={reduction!r}); "
+        "a reduced loss is returned as a float"
     )
 
 

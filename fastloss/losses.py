@@ -93,7 +93,7 @@ class Huber(Loss):
 
     def __init__(self, *, delta: float = 1.0, n_threads: Optional[int] = None):
         d = _v.positive("delta", delta)
-        self._init(n_threads, {"delta": delta}, delta=d)
+        self._init(n_threads, {"delta": d}, delta=d)
 
 
 class BinaryCrossEntropy(Loss):
@@ -145,7 +145,7 @@ class BinaryCrossEntropy(Loss):
         pw = _v.weight_vector("pos_weight", pos_weight, allow_scalar=True)
         e = _v.unit_interval("label_smoothing", label_smoothing)
         self._init(n_threads, {"from_logits": bool(from_logits), "pos_weight": pw,
-                               "label_smoothing": label_smoothing},
+                               "label_smoothing": e},
                    logits=bool(from_logits), pos_weight=pw, smooth=e)
 
 
@@ -197,7 +197,7 @@ class CategoricalCrossEntropy(Loss):
         e = _v.unit_interval("label_smoothing", label_smoothing)
         ig = _v.index_or_none("ignore_index", ignore_index)
         self._init(n_threads, {"from_logits": bool(from_logits), "class_weight": cw,
-                               "label_smoothing": label_smoothing, "ignore_index": ig},
+                               "label_smoothing": e, "ignore_index": ig},
                    logits=bool(from_logits), class_weight=cw, smooth=e, ignore_index=ig)
 
 

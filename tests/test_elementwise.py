@@ -756,10 +756,6 @@ def test_arguments_after_y_pred_are_keyword_only(case):
         case.func(t, p, no_such_parameter=1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the functional shortcuts cache loss objects keyed by (n_threads, params); 1.0 == 1 "
-    "and True == 1 hash alike, so after a call with n_threads=1 (or delta=1) an invalid "
-    "n_threads=1.0 (or delta=True) hits the cache and skips validation"))
 @pytest.mark.parametrize("good,bad", [({"n_threads": 1}, {"n_threads": 1.0}),
                                       ({"n_threads": 1}, {"n_threads": True}),
                                       ({"delta": 1}, {"delta": True})], ids=str)
@@ -784,10 +780,6 @@ def test_zero_d_arrays():
     assert g.shape == () and g == 3.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: scalars that are not 0-d C-contiguous float ndarrays go through "
-    "np.ascontiguousarray, which makes them 1-d: results get shape (1,) instead of (), and "
-    "a Python float y_true with a 0-d ndarray y_pred raises a shape mismatch"))
 @pytest.mark.parametrize("t,p", [(2.0, 3.5), (2, 3.5), (np.float64(2.0), np.float64(3.5)),
                                  (2.0, np.array(3.5)), (np.array(2.0), 3.5),
                                  (np.array(2.0), np.array(3.5, dtype=">f8")),
@@ -801,9 +793,6 @@ def test_python_and_numpy_scalars_keep_0d_shape(t, p):
     assert fl.Huber().loss(t, p, reduction="none").shape == ()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a scalar y_pred becomes shape (1,), so y_true of shape (1,) is accepted against a "
-    "0-d y_pred instead of raising a shape mismatch"))
 def test_scalar_y_pred_with_1d_y_true_is_a_shape_mismatch():
     with pytest.raises(ValueError, match="y_true"):
         fl.MeanSquaredError().gradient(np.array([2.0]), 3.5)
@@ -928,3 +917,10 @@ def test_version_and_show_config():
     assert isinstance(cfg["openmp"], bool)
     assert isinstance(cfg["active_isa"], str) and cfg["active_isa"]
     assert buf.getvalue().strip()        # printed to the given file
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_out_with_a_reduced_loss_is_an_error(reduction):
+    t, p = np.zeros(3), np.ones(3)
+    with pytest.raises(ValueError, match="loss_out"):
+        fl.MeanSquaredError().loss(t, p, reduction=reduction, loss_out=np.empty(3))
