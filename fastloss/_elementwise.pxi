@@ -30,9 +30,16 @@ cdef enum:
     WANT_HESS = 4
 
 
-cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
-                        floating* l, floating* g, floating* h) noexcept nogil:
-    """Loss, d loss / d p and d2 loss / d p2 of one element; returns 1 if `p` is invalid.
+cdef inline bint ew_invalid(ew_loss L, floating p) noexcept nogil:
+    """Whether a prediction is outside the loss's domain (NaN is not: it propagates)."""
+    if ew_loss is BCEProbs:
+        return (p < 0) | (p > 1)
+    return False
+
+
+cdef inline void ew_math(ew_loss L, floating t, floating p, floating c,
+                         floating* l, floating* g, floating* h) noexcept nogil:
+    """Loss, d loss / d p and d2 loss / d p2 of one element.
 
     `c` is the element's column parameter (BCE's pos_weight). Unused outputs are dead code
     after inlining, so the loss-only loop never computes a gradient.
@@ -45,13 +52,11 @@ cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
         l[0] = d * d
         g[0] = 2 * d
         h[0] = 2 + nan_or_zero(d)
-        return 0
     elif ew_loss is MAE:
         d = p - t
         l[0] = fabs(d)
         g[0] = sign(d)
         h[0] = nan_or_zero(d)
-        return 0
     elif ew_loss is Huber:
         d = p - t
         ad = fabs(d)
@@ -63,7 +68,6 @@ cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
             l[0] = <floating>L.delta * (ad - <floating>(0.5 * L.delta))
             g[0] = <floating>L.delta * sign(d)
             h[0] = nan_or_zero(d)
-        return 0
     elif ew_loss is BCELogits:
         # l = (1 + (c-1) y) softplus(-z) + (1-y) z, rewritten so that no large terms cancel:
         # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0).
@@ -79,7 +83,6 @@ cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
         else:
             g[0] = (1 - y) * s_neg - c * y * s_pos
         h[0] = lw * s_pos * s_neg
-        return 0
     elif ew_loss is BCEProbs:
         # PyTorch: each log clamped at -100; gradient (and hessian) denominators at 1e-12.
         y = t * <floating>L.smooth_a + <floating>L.smooth_b
@@ -94,7 +97,12 @@ cdef inline int ew_math(ew_loss L, floating t, floating p, floating c,
         h[0] = c * y / (eps if den < eps else den)
         den = q * q
         h[0] = h[0] + (1 - y) / (eps if den < eps else den)
-        return (p < 0) | (p > 1)
+
+
+cdef inline bint has_domain_check(ew_loss L) noexcept nogil:
+    if ew_loss is BCEProbs:
+        return True
+    return False
 
 
 cdef inline bint has_column_param(ew_loss L) noexcept nogil:
@@ -103,32 +111,30 @@ cdef inline bint has_column_param(ew_loss L) noexcept nogil:
     return False
 
 
-cdef int ew_loop(ew_loss L, const floating* t, const floating* p, const floating* c,
+cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floating* c,
                  floating* lo, floating* go, floating* ho, Py_ssize_t n, floating gs,
                  int what) noexcept nogil:
     """One contiguous run of elements; `c` has one column parameter per element."""
     cdef Py_ssize_t i
     cdef floating l, g, h
-    cdef int bad = 0
     if what == WANT_LOSS:
         for i in range(n):
-            bad |= ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
             lo[i] = l
     elif what == WANT_GRAD:
         for i in range(n):
-            bad |= ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
             go[i] = g * gs
     elif what == WANT_LOSS | WANT_GRAD:
         for i in range(n):
-            bad |= ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
             lo[i] = l
             go[i] = g * gs
     else:
         for i in range(n):
-            bad |= ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
             go[i] = g * gs
             ho[i] = h
-    return bad
 
 
 cdef struct EwJob:
@@ -192,8 +198,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
     cdef floating cbuf[EW_SUB]
     cdef double acc[SUM_LANES]
     cdef Py_ssize_t s0 = start, n, i, j, k0, seg
-    cdef floating l, g, h
-    cdef int bad = 0
+    cdef int bad
     cdef floating gs = <floating>J.gscale
     cdef bint want_loss = (J.what & WANT_LOSS) != 0
     cdef bint reduce = J.lo == NULL and want_loss
@@ -218,18 +223,23 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
                         cbuf[i + j] = col[k0 + j]
                     i += seg
                     k0 = 0
-        bad |= ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n, gs,
-                       J.what)
+        if has_domain_check(L):
+            # Checked before anything is written, so the reported element is the caller's
+            # even when gradient_out is y_pred; the sub-chunk stays in L1 for the pass below.
+            bad = 0
+            for i in range(n):
+                bad |= ew_invalid(L, p[s0 + i])
+            if bad:
+                for i in range(n):
+                    if ew_invalid(L, p[s0 + i]):
+                        out[0] = 0
+                        return s0 + i
+        ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n, gs, J.what)
         if J.w != NULL:
             ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, s0, n,
                      lo if want_loss else NULL, go, ho)
         if reduce:
             lanes_add(acc, lo, n)
-        if bad:
-            for i in range(n):
-                if ew_math(L, t[s0 + i], p[s0 + i], cbuf[i], &l, &g, &h):
-                    out[0] = 0
-                    return s0 + i
         s0 += EW_SUB
     if reduce:
         out[0] = lanes_total(acc)

@@ -46,8 +46,9 @@ cdef class Spec:
         if class_weight is not None:
             self.cw64 = np.ascontiguousarray(class_weight, dtype=np.float64)
             self.cw32 = self.cw64.astype(np.float32)
-        self.has_ignore = ignore_index is not None
-        self.ignore = ignore_index if ignore_index is not None else 0
+        # An ignore_index no int64 label can equal ignores nothing.
+        self.has_ignore = ignore_index is not None and _v.INT64_MIN <= ignore_index <= _v.INT64_MAX
+        self.ignore = ignore_index if self.has_ignore else 0
 
 
 cdef inline int _reduction(object reduction) except -1:
@@ -337,7 +338,7 @@ cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_wei
     den = n
     if w is not None:
         den = _weights(w, s.n_threads)
-        if red == RED_MEAN and den == 0 and J.target != T_LABELS:
+        if red == RED_MEAN and den == 0:
             _v.zero_weights()
     need_den = red == RED_MEAN and what & WANT_GRAD and J.target == T_LABELS \
         and (cw is not None or s.has_ignore or w is not None)

@@ -120,7 +120,8 @@ def kernel_error(code: int, name: str, arr):
         raise MemoryError("fastloss: could not allocate kernel scratch memory")
     flat = np.asarray(arr).reshape(-1)
     value = flat[code].item() if 0 <= code < flat.size else None
-    index = np.unravel_index(code, np.shape(arr)) if np.ndim(arr) > 1 else code
+    index = (tuple(int(i) for i in np.unravel_index(code, np.shape(arr)))
+             if np.ndim(arr) > 1 else code)
     if name == "sample_weight":
         raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")
     if name == "y_true":
@@ -196,3 +197,6 @@ def index_or_none(name: str, value):
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name}: must be None or an int, got {value!r}") from None
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -431,10 +431,6 @@ def test_bce_out_of_range_index_2d_and_first_of_many():
         bce(np.zeros_like(p), p)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: BCE probabilities with gradient_out=y_pred (in place) report the wrong offending "
-    "index/value: ew_block re-scans y_pred for the bad index after it has already been "
-    "overwritten by the gradient"))
 def test_bce_inplace_gradient_reports_true_bad_index():
     bce = fl.BinaryCrossEntropy()
     y = np.array([1.0, 0.0])
@@ -1280,10 +1276,6 @@ def test_constructor_errors(cls, kw, name):
         func(np.zeros((2, 2)), np.full((2, 2), 0.5), **kw)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "BUG: CategoricalCrossEntropy(ignore_index=2**70) raises OverflowError('Python int too "
-    "large to convert to C long') from ext.Spec instead of a ValueError naming ignore_index "
-    "(or accepting it as a value no int64 label can equal)"))
 def test_cce_ignore_index_beyond_int64():
     try:
         cce = fl.CategoricalCrossEntropy(from_logits=True, ignore_index=2 ** 70)
