@@ -58,13 +58,14 @@ cdef inline floating row_target(const RwJob* J, const floating* t, const floatin
     return a * cw[j] if cw != NULL else a
 
 
-cdef inline floating row_max(const floating* x, Py_ssize_t k) noexcept nogil:
+cdef inline Py_ssize_t row_argmax(const floating* x, Py_ssize_t k) noexcept nogil:
     cdef floating mx = x[0]
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, a = 0
     for j in range(1, k):
         if x[j] > mx:
             mx = x[j]
-    return mx
+            a = j
+    return a
 
 
 cdef inline double row_sum(const floating* x, Py_ssize_t k) noexcept nogil:
@@ -120,6 +121,7 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
     cdef floating sb[RW_ELEMS]
     cdef floating lse_buf[RW_ELEMS]
     cdef floating inv_buf[RW_ELEMS]
+    cdef Py_ssize_t amax[RW_ELEMS]
     # Per row r: log q_j = lq[j] - lse[r] and q_j = q[j] * inv[r] (logits: lq = z - max,
     # q = exp(lq); probabilities: lq = clamped log p, q = p, lse = 0, inv = 1). q is a
     # private copy, so gradient_out may be y_pred itself.
@@ -142,15 +144,20 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
 
     if J.logits:
         for r in range(m):
-            mx = row_max(z + r * k, k)
+            amax[r] = row_argmax(z + r * k, k)
+            mx = z[r * k + amax[r]]
             for j in range(k):
                 lq[r * k + j] = z[r * k + j] - mx
         for i in range(E):
             q[i] = f_exp(lq[i])
         for r in range(m):
+            # log-sum-exp as log1p of the sum without the max's own exp(0) = 1, so that a
+            # tiny loss (label far ahead of the rest) is not rounded away.
+            q[r * k + amax[r]] = 0
             S = row_sum(q + r * k, k)
-            lse_buf[r] = <floating>log(S)
-            inv_buf[r] = <floating>(1 / S)
+            q[r * k + amax[r]] = 1
+            lse_buf[r] = <floating>log1p(S)
+            inv_buf[r] = <floating>(1 / (1 + S))
     else:
         for i in range(E):
             q[i] = z[i]

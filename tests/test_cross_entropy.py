@@ -825,11 +825,6 @@ def test_cce_logits_accuracy(capsys):
         print(f"\n[test_cce_logits_accuracy] CCE logits in [-50, 50]: {measured}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ACCURACY LIMITATION (not an API.md violation; torch does the same): CCE on logits "
-    "computes log(sum exp(z - max)) with log(), not log1p(), so a tiny loss (true label "
-    "far ahead) rounds to 0: z=[40, 0], label 0 gives -0.0 instead of 4.248e-18, while "
-    "BCE with z=40, y=1 is exact"))
 def test_cce_logits_tiny_loss_relative_accuracy():
     z = np.array([[40.0, 0.0], [20.0, -20.0]])
     got = fl.CategoricalCrossEntropy(from_logits=True).loss(np.array([0, 0]), z,
