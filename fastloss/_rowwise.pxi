@@ -122,6 +122,7 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
     cdef floating lse_buf[RW_ELEMS]
     cdef floating inv_buf[RW_ELEMS]
     cdef Py_ssize_t amax[RW_ELEMS]
+    cdef double rest[RW_ELEMS]
     # Per row r: log q_j = lq[j] - lse[r] and q_j = q[j] * inv[r] (logits: lq = z - max,
     # q = exp(lq); probabilities: lq = clamped log p, q = p, lse = 0, inv = 1). q is a
     # private copy, so gradient_out may be y_pred itself.
@@ -154,10 +155,11 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
             # log-sum-exp as log1p of the sum without the max's own exp(0) = 1, so that a
             # tiny loss (label far ahead of the rest) is not rounded away.
             q[r * k + amax[r]] = 0
-            S = row_sum(q + r * k, k)
+            rest[r] = row_sum(q + r * k, k)
             q[r * k + amax[r]] = 1
-            lse_buf[r] = <floating>log1p(S)
-            inv_buf[r] = <floating>(1 / (1 + S))
+        for r in range(m):  # a vector loop: one log1p and one division per row
+            lse_buf[r] = <floating>log1p(rest[r])
+            inv_buf[r] = <floating>(1 / (1 + rest[r]))
     else:
         for i in range(E):
             q[i] = z[i]
