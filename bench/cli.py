@@ -1,0 +1,153 @@
+"""Command line of ``python -m bench``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional
+
+from bench import peers, report
+from bench.runner import BenchError, Settings, run
+from bench.workloads import DTYPES, LOSSES, ROWWISE, all_threads, plan
+
+EPILOG = """\
+Workloads: every loss (mse, mae, huber, bce, cce, kl; the last three from logits, CCE with
+integer labels, row-wise losses with k = 10 and k = 1000 classes; sizes count elements,
+rows x k), timed as `loss` and `loss_gradient` (fastloss with a preallocated gradient_out).
+--quick (default, about a minute on 2 cores): loss_gradient, float64, all threads at
+10^3, 10^5, 10^7 elements, plus float32, 1 thread and `loss` alone at 10^5.
+--full: both operations, float32 and float64, 1 and all threads, 10^3..10^7, and
+"fastloss (alloc)" rows (no gradient_out: fresh arrays pay page faults at large n).
+
+Peers: NumPy expressions (always; their results are checked against fastloss's), PyTorch CPU
+functional losses with autograd and scikit-learn's sklearn._loss (unreduced) when
+importable. FASTLOSS_BENCH_DISABLE=torch,sklearn,matplotlib makes them look absent.
+"""
+
+
+def _csv(values: Optional[List[str]]) -> List[str]:
+    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
+
+
+def _size(s: str) -> int:
+    try:
+        n = int(float(s)) if any(c in s.lower() for c in ".e") else int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {s!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {s!r}")
+    return n
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=(
+        "Benchmark fastloss against NumPy, PyTorch and scikit-learn in one interleaved run; "
+        "prints tables and writes JSON (and a PNG plot where matplotlib is installed)."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a subset in about a minute (default)")
+    mode.add_argument("--full", action="store_true", help="every loss, size, dtype and thread count")
+    p.add_argument("--loss", action="append", metavar="NAME",
+                   help=f"only these losses (repeatable or comma-separated): {', '.join(LOSSES)}")
+    p.add_argument("--threads", action="append", metavar="N",
+                   help=f"thread counts (comma-separated; default: all = {all_threads()}, "
+                        "and 1 in part)")
+    p.add_argument("--dtype", action="append", metavar="DTYPE",
+                   help="float32 and/or float64 (comma-separated)")
+    p.add_argument("--sizes", action="append", metavar="N",
+                   help="sizes in elements, comma-separated (e.g. 1e3,1e6)")
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="timed samples per implementation (default: 5 quick, 7 full, "
+                        "fewer (3 quick, 5 full) for slow workloads)")
+    p.add_argument("--out", default="bench_results", metavar="DIR",
+                   help="where to write the JSON and PNG files (default ./bench_results)")
+    a = p.parse_args(argv)
+
+    a.losses = _csv(a.loss) or list(LOSSES)
+    for x in a.losses:
+        if x not in LOSSES:
+            p.error(f"--loss: unknown loss {x!r}; choose from {', '.join(LOSSES)}")
+    a.losses = [x for x in LOSSES if x in a.losses]
+    a.dtypes = _csv(a.dtype) or None
+    for x in a.dtypes or []:
+        if x not in DTYPES:
+            p.error(f"--dtype: {x!r} is not one of {', '.join(DTYPES)}")
+    try:
+        a.thread_list = [int(x) for x in _csv(a.threads)] or None
+        a.size_list = [_size(x) for x in _csv(a.sizes)] or None
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        p.error(str(exc))
+    if a.thread_list and min(a.thread_list) < 1:
+        p.error("--threads: thread counts must be >= 1")
+    if a.repeat is not None and a.repeat < 1:
+        p.error("--repeat: must be >= 1")
+    return a
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = parse_args(argv)
+    full = bool(a.full)
+    workloads = plan(full, a.losses, a.size_list, a.dtypes, a.thread_list)
+    if not workloads:
+        print("bench: nothing to run for these options", file=sys.stderr)
+        return 2
+    elementwise = [w.n for w in workloads if w.loss not in ROWWISE]
+    settings = Settings(repeat=a.repeat or (7 if full else 5),
+                        sample_s=0.02 if full else 0.005,
+                        alloc=full,
+                        budget_s=None if a.repeat else (12.0 if full else 2.0),
+                        min_repeat=5 if full else 3,
+                        memref_n=max(elementwise) if elementwise else None)
+    threads_used = sorted({w.threads for w in workloads})
+    cond = report.conditions(threads_used, [w.dtype for w in workloads],
+                             "full" if full else "quick", argv)
+    print(report.header(cond), flush=True)
+    skipped = []
+    for opt, what in ((peers.TORCH, "PyTorch"), (peers.SKLEARN, "scikit-learn")):
+        if opt.module is None:
+            skipped.append({"peer": opt.key, "reason": opt.reason})
+            print(f"  note      : {what} not importable ({opt.reason}): skipped", flush=True)
+    mpl = peers.optional_import("matplotlib", "matplotlib")
+    if mpl.module is None:
+        skipped.append({"peer": "matplotlib", "reason": mpl.reason})
+        print(f"  note      : matplotlib not importable ({mpl.reason}): no plot", flush=True)
+    print(f"  workloads : {len(workloads)}; {settings.repeat} timed samples per implementation"
+          + (f" ({settings.min_repeat} for slow ones)" if settings.budget_s else "")
+          + f", each >= {settings.sample_s * 1e3:g} ms (many calls per sample at small n)",
+          flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        results = run(workloads, settings)
+    except BenchError as exc:
+        print(f"\nbench: error: {exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - t0
+    cond["loadavg_at_end"] = report._loadavg()
+
+    recs = report.records(results, settings.memref_n)
+    head_threads = max(threads_used)
+    print(report.tables(results, recs, head_threads))
+    bw_text, bw_rows = report.bandwidth(recs)
+    if bw_text:
+        print("\n" + bw_text)
+    head_text, head_rows = report.headline(recs, head_threads)
+    if head_text:
+        print("\n" + head_text)
+
+    os.makedirs(a.out, exist_ok=True)
+    prefix = os.path.join(a.out, "fastloss-bench-" + time.strftime("%Y%m%d-%H%M%S"))
+    checks = [dict(res["workload"].as_dict(), **c) for res in results for c in res["checks"]]
+    report.write_json(prefix + ".json", {
+        "schema": 1, "conditions": cond, "elapsed_s": elapsed,
+        "settings": {"repeat": settings.repeat, "min_sample_s": settings.sample_s,
+                     "alloc_rows": settings.alloc, "memory_reference_n": settings.memref_n},
+        "skipped": skipped, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
+        "checks": checks})
+    png = report.plot(recs, prefix + ".png")
+    print(f"\nWrote {prefix}.json" + (f"\n      {png}" if png else "")
+          + f"\n({len(workloads)} workloads in {elapsed:.0f} s; every peer's result was "
+            f"checked against fastloss's where they compute the same quantity)")
+    return 0

@@ -1,0 +1,211 @@
+"""Time the implementations of each workload side by side, after checking they agree."""
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from bench import peers
+from bench.workloads import ROWWISE, Data, Workload, make_data
+
+
+class BenchError(RuntimeError):
+    """A peer disagrees with fastloss: the comparison would not be honest."""
+
+
+@dataclass
+class Settings:
+    repeat: int
+    sample_s: float          # a timed sample lasts at least this long (loop inside the timer)
+    alloc: bool              # also time fastloss without gradient_out
+    memref_n: Optional[int]  # elementwise size that gets the memory reference row
+    min_repeat: int = 3      # with budget_s: the fewest samples of a slow workload
+    budget_s: Optional[float] = None  # about this many seconds of timed rounds per workload
+
+
+@dataclass
+class Timing:
+    impl: str
+    kind: str
+    number: int              # calls per sample
+    samples: List[float] = field(default_factory=list)  # seconds per call
+
+    def stats(self) -> dict:
+        s = np.asarray(self.samples)
+        q25, med, q75 = np.percentile(s, [25, 50, 75])
+        return {"median_s": float(med), "q25_s": float(q25), "q75_s": float(q75),
+                "min_s": float(s.min()), "max_s": float(s.max())}
+
+
+# Calls longer than this get no settle call: a late thread wake-up is small beside them.
+SETTLE_MAX_S = 0.02
+
+
+def _sample(fn, number: int, settle: bool, max_s: float = float("inf")) -> float:
+    """Seconds per call, averaged over ``number`` calls in one timed loop (gc off, as timeit).
+
+    ``settle``: one untimed call first, so that the implementation's worker threads, asleep
+    since its last sample, are awake; on a VM, waking a sleeping thread can take milliseconds,
+    which would otherwise land in the first timed call of every sample.
+    The loop runs in a few chunks and stops early once it has taken ``max_s`` (on a loaded
+    machine every multi-threaded call can stall for milliseconds).
+    """
+    if settle:
+        fn()
+    chunk = max(1, number // 8)
+    done = 0
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        while done < number:
+            for _ in itertools.repeat(None, min(chunk, number - done)):
+                fn()
+            done += min(chunk, number - done)
+            if time.perf_counter() - t0 > max_s:
+                break
+        return (time.perf_counter() - t0) / done
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _calibrate(fn, target_s: float, settle: bool):
+    """``(calls per sample, seconds per call)`` so that a sample lasts about ``target_s``."""
+    number = 1
+    while True:
+        per_call = _sample(fn, number, settle, 10 * target_s)
+        if per_call * number >= target_s / 10 or number >= 10**6:
+            break
+        number *= 10
+    if per_call * number < target_s:
+        # Small calls: one stalled call (a descheduled thread) must not set the loop length.
+        per_call = min(per_call, _sample(fn, number, settle, 10 * target_s))
+    return max(1, min(10**7, int(round(target_s / max(per_call, 1e-9))))), per_call
+
+
+def _tolerances(w: Workload, kind: str):
+    """rtol, atol-as-a-fraction-of-max|gradient| for checking a peer against fastloss."""
+    if w.dtype == "float32":
+        return 1e-4, 1e-5
+    return 1e-9, 1e-12
+
+
+def _check(w: Workload, ref: peers.Result, impl: peers.Impl, out) -> Optional[dict]:
+    """Compare one peer's result with fastloss's; raise BenchError if they disagree."""
+    if impl.result is None:
+        return None
+    value, grad = impl.result(out)
+    ref_value, ref_grad = ref
+    rtol, atol_frac = _tolerances(w, impl.kind)
+    rec = {"impl": impl.name, "loss": value, "fastloss_loss": ref_value,
+           "loss_rel_diff": abs(value - ref_value) / max(abs(ref_value), 1e-300)}
+    problems = []
+    if not np.isclose(value, ref_value, rtol=rtol, atol=0):
+        problems.append(f"loss {value:.17g} vs fastloss {ref_value:.17g}")
+    if grad is not None and ref_grad is not None:
+        g, rg = np.asarray(grad, dtype=np.float64), np.asarray(ref_grad, dtype=np.float64)
+        if g.shape != rg.shape:
+            problems.append(f"gradient shape {g.shape} vs fastloss {rg.shape}")
+        else:
+            atol = atol_frac * float(np.max(np.abs(rg)))
+            err = np.abs(g - rg)
+            bad = err > atol + rtol * np.abs(rg)
+            rec["grad_max_abs_diff"] = float(err.max())
+            if bad.any():
+                i = tuple(int(x) for x in np.unravel_index(int(np.argmax(bad)), bad.shape))
+                problems.append(f"gradient differs at {int(bad.sum())} elements, e.g. at {i}: "
+                                f"{g[i]:.17g} vs fastloss {rg[i]:.17g}")
+    if problems:
+        raise BenchError(f"{impl.name} disagrees with fastloss on {w.label}: "
+                         + "; ".join(problems) + f" (rtol={rtol})")
+    return rec
+
+
+class Progress:
+    """One line on stderr, rewritten in place on a terminal; short lines otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.width = 0
+
+    def show(self, i: int, text: str, final: bool = False):
+        line = f"[{i:>{len(str(self.total))}}/{self.total}] {text}"
+        if self.tty:
+            pad = " " * max(0, self.width - len(line))
+            self.stream.write("\r" + line + pad)
+            self.width = len(line)
+        elif final:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self):
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
+    impls = peers.build(w, data, alloc=s.alloc and w.op == "loss_gradient",
+                        memref=(w.op == "loss_gradient" and w.loss not in ROWWISE
+                                and w.n == s.memref_n))
+    try:
+        # Warm-up: one call each, whose results are checked before anything is timed.
+        outs = [impl.fn() for impl in impls]
+        ref = impls[0].result(outs[0])
+        checks = [c for impl, out in zip(impls[1:], outs[1:])
+                  if (c := _check(w, ref, impl, out)) is not None]
+        del outs, ref
+        # Single-threaded code has no sleeping workers to wake: no settle call for it.
+        settle, timings, cost = [], [], 0.0
+        for impl in impls:
+            threaded = w.threads > 1 and impl.kind != "numpy"
+            number, per_call = _calibrate(impl.fn, s.sample_s, threaded)
+            settle.append(threaded and per_call < SETTLE_MAX_S)
+            timings.append(Timing(impl.name, impl.kind, number))
+            cost += per_call * (number + settle[-1])
+        repeat = s.repeat
+        if s.budget_s:  # slow workloads get fewer rounds, never fewer than min_repeat
+            repeat = max(min(repeat, s.min_repeat), min(repeat, int(s.budget_s / cost)))
+        # Round robin, starting one further each round, so drift and position hit all alike.
+        for r in range(repeat):
+            if progress:
+                progress(f"round {r + 1}/{repeat}")
+            for j in range(len(impls)):
+                i = (j + r) % len(impls)
+                timings[i].samples.append(_sample(impls[i].fn, timings[i].number, settle[i],
+                                                  20 * s.sample_s))
+    finally:
+        for impl in impls:
+            if impl.close:
+                impl.close()
+    return {"workload": w, "timings": timings, "checks": checks}
+
+
+def run(workloads: List[Workload], s: Settings, stream=sys.stderr) -> List[dict]:
+    progress = Progress(len(workloads), stream)
+    results = []
+    cache: Dict[tuple, Data] = {}
+    t0 = time.perf_counter()
+    for i, w in enumerate(workloads, 1):
+        if w.data_key not in cache:
+            cache.clear()  # one data set at a time: at 10^7 elements they are large
+            progress.show(i, f"{w.label}: making data")
+            cache[w.data_key] = make_data(w.loss, w.n, w.k, w.dtype)
+        progress.show(i, w.label)
+        t1 = time.perf_counter()
+        res = run_workload(w, cache[w.data_key], s,
+                           lambda msg: progress.show(i, f"{w.label}: {msg}"))
+        res["wall_s"] = time.perf_counter() - t1
+        results.append(res)
+        fast = res["timings"][0].stats()["median_s"]
+        progress.show(i, f"{w.label}: fastloss {fast * 1e3:.3f} ms "
+                         f"({time.perf_counter() - t0:.0f} s so far)", final=True)
+    progress.done()
+    return results
