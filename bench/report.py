@@ -110,8 +110,8 @@ def header(c: dict) -> str:
     load = c.get("loadavg_at_start")
     if load:
         lines.append(f"  load avg  : {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start"
-                     + ("   << other processes are busy: multi-threaded timings will be noisy"
-                        if load[0] > 0.5 else ""))
+                     + ("   << other processes may be busy: multi-threaded timings can be "
+                        "noisy" if load[0] > 0.5 else ""))
     if c.get("env"):
         lines.append("  env       : " + " ".join(f"{k}={x}" for k, x in c["env"].items()))
     return "\n".join(lines)
@@ -246,8 +246,9 @@ def bandwidth(recs: List[dict]) -> (str, List[dict]):
         lines.append(f"   {r['loss']:<7}{r['dtype']:<9}{r['threads']:>7}  "
                      f"{r['fastloss_GBps']:>13.1f}  {r['memory_reference_GBps']:>15.1f}  "
                      f"{r['fraction']:>8.2f}")
-    lines.append("   (the reference is np.add(y_true, y_pred, out=buf), split over threads "
-                 "when threads > 1)")
+    lines.append("   (the reference is np.add(y_true, y_pred, out=buf), the same traffic, split "
+                 "over Python threads when threads > 1;\n    fraction = fastloss / reference: "
+                 "above 1, fastloss moves data faster than NumPy's own add does)")
     return "\n".join(lines), rows
 
 
