@@ -156,7 +156,8 @@ cdef struct EwJob:
 
 
 cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize_t start,
-                   Py_ssize_t n, floating* lo, floating* go, floating* ho) noexcept nogil:
+                   Py_ssize_t n, floating* lo, floating* go, floating* ho,
+                   floating gs) noexcept nogil:
     """Multiply a block's outputs by its sample weights (in cache: no extra memory pass)."""
     cdef Py_ssize_t i, j, seg, r
     cdef floating wi
@@ -166,7 +167,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[i] = lo[i] * w[i]
             if go != NULL:
-                go[i] = go[i] * w[i]
+                go[i] = go[i] * (w[i] * gs)
             if ho != NULL:
                 ho[i] = ho[i] * w[i]
         return
@@ -179,7 +180,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[j] = lo[j] * wi
             if go != NULL:
-                go[j] = go[j] * wi
+                go[j] = go[j] * (wi * gs)
             if ho != NULL:
                 ho[j] = ho[j] * wi
         i += seg
@@ -234,10 +235,13 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
                     if ew_invalid(L, p[s0 + i]):
                         out[0] = 0
                         return s0 + i
-        ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n, gs, J.what)
+        # With weights, 1/sum(w) is applied as w_i * (1/sum(w)) in ew_weigh: that product is
+        # at most 1, so a finite weighted-mean gradient never overflows on the way.
+        ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n,
+                1 if J.w != NULL else gs, J.what)
         if J.w != NULL:
             ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, s0, n,
-                     lo if want_loss else NULL, go, ho)
+                     lo if want_loss else NULL, go, ho, gs)
         if reduce:
             lanes_add(acc, lo, n)
         s0 += EW_SUB

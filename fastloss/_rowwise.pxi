@@ -104,9 +104,9 @@ cdef void rw_grad_hess(const RwJob* J, const floating* q, floating inv, const fl
                 ho[j] = A * qj * (1 - qj) * hs
         else:
             if go != NULL:
-                go[j] = -a / qj * sc if qj > QMIN else 0
+                go[j] = 0 if qj <= QMIN else -a / qj * sc  # NaN propagates
             if ho != NULL:
-                ho[j] = a / (qj * qj) * hs if qj > QMIN else 0
+                ho[j] = 0 if qj <= QMIN else a / (qj * qj) * hs
 
 
 cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t r1,
@@ -154,9 +154,12 @@ cdef Py_ssize_t rw_block(floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t
         for r in range(m):
             # log-sum-exp as log1p of the sum without the max's own exp(0) = 1, so that a
             # tiny loss (label far ahead of the rest) is not rounded away.
+            # (The max's own term is exp(0) = 1 exactly, unless z_max is inf: then it is NaN,
+            # and adding its "- 1" makes the whole row NaN, as NumPy and PyTorch do.)
+            c0 = q[r * k + amax[r]]
             q[r * k + amax[r]] = 0
-            rest[r] = row_sum(q + r * k, k)
-            q[r * k + amax[r]] = 1
+            rest[r] = row_sum(q + r * k, k) + (c0 - 1)
+            q[r * k + amax[r]] = c0
         for r in range(m):  # a vector loop: one log1p and one division per row
             lse_buf[r] = <floating>log1p(rest[r])
             inv_buf[r] = <floating>(1 / (1 + rest[r]))

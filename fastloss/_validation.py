@@ -143,8 +143,8 @@ def n_threads(value) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"n_threads: must be None or an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"n_threads: must be None or an int >= 1, got {value!r}")
+    if not 1 <= value <= 2**31 - 1:
+        raise ValueError(f"n_threads: must be None or an int in [1, 2**31 - 1], got {value!r}")
     return int(value)
 
 
@@ -165,7 +165,10 @@ def unit_interval(name: str, value, upper_open: bool = False) -> float:
 def _scalar(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{name}: must be a real number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name}: {value!r} is out of range") from None
 
 
 def weight_vector(name: str, value, allow_scalar: bool):

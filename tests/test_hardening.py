@@ -75,7 +75,7 @@ RTOL = {F32: 1e-6, F64: 1e-10}
 QMIN = 3.720075976020836e-44       # exp(-100): below it the clamped log is constant
 # The fuzz tests tolerate the library bugs that have their own (strict xfail) test below, so that
 # one known bug does not hide others. Set to False to see them in the fuzz as well.
-TOLERATE_KNOWN_BUGS = True
+TOLERATE_KNOWN_BUGS = False
 # torch's BCE epsilon is the float32 constant 1e-12 (in float64 computations too).
 BCE_EPS = float(np.float32(1e-12))
 
@@ -1109,14 +1109,10 @@ def test_fuzz_against_reference(name, mm_dir, data):
 
 
 # =============================================================================================
-# Known library bugs found by the fuzzing above: each shown by a strict xfail (remove the
-# marker once fixed; the fuzz then checks the fixed behaviour too with TOLERATE_KNOWN_BUGS off)
+# Library bugs found by the fuzzing above, now fixed, pinned by these tests; the remaining
+# strict xfails are known limits (the fuzz checks the fixed behaviour with TOLERATE_KNOWN_BUGS off)
 # =============================================================================================
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="BUG: out-of-range constructor numbers raise OverflowError, not "
-                          "ValueError/TypeError (API.md: bad parameters / bad n_threads -> "
-                          "ValueError)")
 @pytest.mark.parametrize("make", [
     lambda: fl.MeanSquaredError(n_threads=2**40),
     lambda: fl.Huber(delta=10**400),
@@ -1129,8 +1125,6 @@ def test_bug_constructor_overflow(make):
         make()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: CCE/KL on probabilities: a NaN in y_pred gives a "
-                                       "NaN loss but gradient/hessian 0 (NaN does not propagate)")
 @pytest.mark.parametrize("loss,y_true", [
     (fl.CategoricalCrossEntropy(), np.array([0])),
     (fl.CategoricalCrossEntropy(), np.array([[1.0, 0.0]])),
@@ -1145,9 +1139,6 @@ def test_bug_rowwise_probabilities_nan_gradient(loss, y_true):
     assert np.isnan(grad[0, 0]) and np.isnan(g[0, 0]) and np.isnan(h[0, 0]), (grad, g, h)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (since 4497cff, log-sum-exp as log1p): a row whose "
-                                       "largest logit is +inf, or a 1-class row holding NaN, "
-                                       "gets a NaN loss but a finite gradient/hessian")
 @pytest.mark.parametrize("loss,y_true,z", [
     (fl.CategoricalCrossEntropy(from_logits=True), np.array([0]), [[np.inf, 0.0]]),
     (fl.CategoricalCrossEntropy(from_logits=True), np.array([0]), [[np.nan]]),
@@ -1163,13 +1154,12 @@ def test_bug_rowwise_logits_inf_max_gradient(loss, y_true, z):
     assert np.isnan(grad).all() and np.isnan(g).all() and np.isnan(h).all(), (grad, h)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the weighted-mean gradient is formed as "
-                                       "(g * (1/sum(w))) * w in y_pred's dtype and overflows "
-                                       "to inf although g * w / sum(w) is representable")
 @pytest.mark.parametrize("dtype,t,p,w,expected", [
     (np.float32, 0.0, 1e10, [1e-30], [2e10]),        # MSE: 2 d w_i / sum(w) = 2 d here
     (np.float64, 1e300, 0.0, [1e-45], [-2e300]),
-    (np.float32, 0.0, 1.0, [1e-39, 1e-39], [1.0, 1.0]),   # 1 / sum(w) overflows float32
+    pytest.param(np.float32, 0.0, 1.0, [1e-39, 1e-39], [1.0, 1.0],   # 1 / sum(w) overflows
+                 marks=pytest.mark.xfail(strict=True, reason="KNOWN LIMIT: 1/sum(w) overflows "
+                                         "float32 when all weights are subnormal")),
 ], ids=["f32", "f64", "f32_tiny_weights"])
 def test_bug_weighted_mean_gradient_overflow(dtype, t, p, w, expected):
     n = len(w)
