@@ -157,7 +157,7 @@ cdef struct EwJob:
 
 cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize_t start,
                    Py_ssize_t n, floating* lo, floating* go, floating* ho,
-                   floating gs) noexcept nogil:
+                   double gs) noexcept nogil:
     """Multiply a block's outputs by its sample weights (in cache: no extra memory pass)."""
     cdef Py_ssize_t i, j, seg, r
     cdef floating wi
@@ -167,7 +167,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[i] = lo[i] * w[i]
             if go != NULL:
-                go[i] = go[i] * (w[i] * gs)
+                go[i] = go[i] * <floating>(w[i] * gs)  # in float64: 1/sum(w) may overflow float32
             if ho != NULL:
                 ho[i] = ho[i] * w[i]
         return
@@ -180,7 +180,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[j] = lo[j] * wi
             if go != NULL:
-                go[j] = go[j] * (wi * gs)
+                go[j] = go[j] * <floating>(wi * gs)
             if ho != NULL:
                 ho[j] = ho[j] * wi
         i += seg
@@ -241,7 +241,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
                 1 if J.w != NULL else gs, J.what)
         if J.w != NULL:
             ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, s0, n,
-                     lo if want_loss else NULL, go, ho, gs)
+                     lo if want_loss else NULL, go, ho, J.gscale)
         if reduce:
             lanes_add(acc, lo, n)
         s0 += EW_SUB
