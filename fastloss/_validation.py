@@ -26,18 +26,24 @@ def _real_array(y, name: str) -> np.ndarray:
     return a
 
 
+def _aligned(a: np.ndarray) -> np.ndarray:
+    # np.asarray keeps a C-contiguous but misaligned view (e.g. from a byte buffer) as is;
+    # the kernels load whole float64/int64 words, so such data is copied.
+    return a if a.flags.aligned else a.copy()
+
+
 def as_pred(y) -> np.ndarray:
     """y_pred keeps float32/float64 (in native byte order); any other real dtype becomes float64."""
     a = _real_array(y, "y_pred")
     dtype = a.dtype.newbyteorder("=") if a.dtype.kind == "f" else a.dtype
     if dtype not in _FLOATS:
         dtype = np.dtype(np.float64)
-    return np.asarray(a, dtype=dtype, order="C")  # keeps 0-d inputs 0-d
+    return _aligned(np.asarray(a, dtype=dtype, order="C"))  # keeps 0-d inputs 0-d
 
 
 def as_real(y, dtype, name: str) -> np.ndarray:
     """Cast y_true or sample_weight to y_pred's dtype, C-contiguous."""
-    return np.asarray(_real_array(y, name), dtype=dtype, order="C")
+    return _aligned(np.asarray(_real_array(y, name), dtype=dtype, order="C"))
 
 
 def is_labels(y) -> bool:
@@ -53,7 +59,7 @@ def as_labels(y) -> np.ndarray:
     if a.dtype.kind == "u" and a.dtype.itemsize == 8:
         # uint64 labels >= 2**63 would wrap to negative int64: keep them out of range.
         a = np.minimum(a, np.iinfo(np.int64).max)
-    return np.asarray(a, dtype=np.int64, order="C")
+    return _aligned(np.asarray(a, dtype=np.int64, order="C"))
 
 
 def bad_reduction(reduction):
