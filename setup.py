@@ -1,16 +1,27 @@
-"""Build fastloss's Cython kernels.
+"""Build fastloss's Cython modules.
 
-One kernel source (fastloss/_kernels.pxi) is compiled once per instruction set: a portable
-baseline, and on x86-64 with gcc also x86-64-v3 (AVX2/FMA) and x86-64-v4 (AVX-512); the package
-picks the best one the CPU runs at import time.
+* ``fastloss._entry`` (compiled once): argument handling, output allocation, sample weights
+  and the reduction glue -- nothing there depends on the instruction set.
+* ``fastloss._ext_<isa>`` (compiled per instruction set): the kernels of _kernels.pxi, for a
+  portable baseline and, on x86-64 with gcc, x86-64-v3 (AVX2/FMA) and x86-64-v4 (AVX-512);
+  the package picks the best one the CPU runs at import time.
+
+Each loss's kernel math is one block of fastloss/_elementwise_losses.pxi or
+fastloss/_rowwise_losses.pxi, headed by ``# @elementwise_loss(...)`` / ``# @rowwise_loss``.
+`write_kernel_registry` collects those blocks into the fused types and the dispatch by kernel
+id, written to build/cython/_kernel_registry.pxi and _kernel_dispatch.pxi (read them there).
+Nothing is written into the source tree.
 
 Environment switches (all optional):
-  FASTLOSS_NATIVE=1    only one module, compiled with -march=native (not portable)
+  FASTLOSS_NATIVE=1    only one kernel module, compiled with -march=native (not portable)
   FASTLOSS_OPENMP=0    serial build without OpenMP (also automatic when the compiler lacks it)
   FASTLOSS_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer debug build (-O1 -g)
 """
+import hashlib
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import sysconfig
@@ -20,6 +31,10 @@ import warnings
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(HERE, "fastloss")
+CYTHON_OUT = os.path.join("build", "cython")
 
 
 def _flag(name):
@@ -39,6 +54,158 @@ def _compiles(flags, code="int main(void){return 0;}\n"):
             return False
         return r.returncode == 0
 
+
+# ---- the kernel registry: every loss block of the loss files, in file order ----
+
+_BLOCK = re.compile(r"^# @(elementwise|rowwise)_loss(?:\((?P<opts>[^)]*)\))?\s*\n"
+                    r"cdef struct (?P<name>\w+):\s*\n(?P<body>(?:[ \t]+.*\n)+)", re.M)
+_FIELD = re.compile(r"^\s+(double|int|long long|char)\s+(\w+)", re.M)
+_OPTION = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|\w+)")
+
+
+def _loss_blocks(path, family):
+    text = open(path).read()
+    blocks = []
+    for m in _BLOCK.finditer(text):
+        if m.group(1) != family:
+            raise SystemExit(f"{path}: a {m.group(1)} loss ({m.group('name')}) in the "
+                             f"{family} file")
+        opts = {k: v.strip('"') for k, v in _OPTION.findall(m.group("opts") or "")}
+        fields = [f for _, f in _FIELD.findall(m.group("body")) if f != "unused"]
+        name = m.group("name")
+        for fn in ("math",) if family == "elementwise" else ("row",):
+            if not re.search(rf"\b{name}_{fn}\(", text):
+                raise SystemExit(f"{path}: loss {name} has no {name}_{fn} function")
+        blocks.append(dict(name=name, fields=fields, opts=opts,
+                           invalid=bool(re.search(rf"\b{name}_invalid\(", text))))
+    if not blocks:
+        raise SystemExit(f"{path}: no loss blocks found")
+    unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column"}
+    if unknown:
+        raise SystemExit(f"{path}: unknown loss options {sorted(unknown)}")
+    return blocks
+
+
+def _fused(name, blocks):
+    return [f"ctypedef fused {name}:"] + [f"    {b['name']}" for b in blocks] + [""]
+
+
+def _branches(var, blocks, line, default=None):
+    """`if var is A: <line A> elif ...`, one branch per block (`line` makes its body)."""
+    out = []
+    for i, b in enumerate(blocks):
+        out += [f"    {'if' if i == 0 else 'elif'} {var} is {b['name']}:", f"        {line(b)}"]
+    if default is not None:
+        out += ["    else:", f"        {default}"]
+    return out
+
+
+def _predicate(fn, var, blocks, rtype="bint", yes="True", no="False"):
+    chosen = [b["name"] for b in blocks if fn(b)]
+    body = [f"    if {' or '.join(f'{var} is {n}' for n in chosen)}:", f"        return {yes}"] \
+        if chosen else []
+    return body + [f"    return {no}"]
+
+
+def kernel_registry(ew, rw):
+    """The generated Cython: (fused types and per-loss dispatch, dispatch by kernel id)."""
+    sig_ew = "floating t, floating p, floating c, floating* l, floating* g, floating* h"
+    sig_rw = ("const RwJob* J, const floating* lq, const floating* q, floating lse, "
+              "floating inv, double rest, Py_ssize_t jmax, const floating* t, long long y, "
+              "floating cwy, floating sc, floating hs, floating* go, floating* ho")
+    args_rw = "L, J, lq, q, lse, inv, rest, jmax, t, y, cwy, sc, hs, go, ho"
+    head = ["# Generated by setup.py from _elementwise_losses.pxi and _rowwise_losses.pxi.",
+            "# Do not edit: declare a loss in its family's file instead.", ""]
+    reg = head + _fused("ew_loss", ew) + _fused("rw_loss", rw) + [
+        "",
+        f"cdef inline void ew_math(ew_loss L, {sig_ew}) noexcept nogil:",
+        *_branches("ew_loss", ew, lambda b: f"{b['name']}_math(L, t, p, c, l, g, h)"),
+        "",
+        "cdef inline int ew_invalid(ew_loss L, floating t, floating p) noexcept nogil:",
+        *[x for b in ew if b["invalid"] for x in (
+            f"    if ew_loss is {b['name']}:", f"        return {b['name']}_invalid(L, t, p)")],
+        "    return 0",
+        "",
+        "cdef inline bint ew_has_check(ew_loss L) noexcept nogil:",
+        *_predicate(lambda b: b["invalid"], "ew_loss", ew),
+        "",
+        "cdef inline bint ew_has_column(ew_loss L) noexcept nogil:",
+        *_predicate(lambda b: b["opts"].get("column") == "True", "ew_loss", ew),
+        "",
+        "cdef inline Py_ssize_t ew_min_work(ew_loss L) noexcept nogil:",
+        *_predicate(lambda b: b["opts"].get("cost", "cheap") == "transcendental", "ew_loss",
+                    ew, "Py_ssize_t", "MIN_WORK_TRANSCENDENTAL", "MIN_WORK_CHEAP"),
+        "",
+        f"cdef inline double rw_row(rw_loss L, {sig_rw}) noexcept nogil:",
+        *_branches("rw_loss", rw, lambda b: f"return {b['name']}_row({args_rw})"),
+        "",
+    ]
+    for b in ew:
+        if b["opts"].get("cost", "cheap") not in ("cheap", "transcendental"):
+            raise SystemExit(f"loss {b['name']}: cost must be cheap or transcendental")
+
+    def run_branches(blocks, call):
+        out = []
+        for i, b in enumerate(blocks):
+            ptr = f"(<const {b['name']}*>job.params)[0]"
+            out += [f"    if kernel == {i}:",
+                    f"        if is_double:",
+                    f"            return {call(ptr, 'double')}",
+                    f"        return {call(ptr, 'float')}"]
+        return out + ["    return BAD_KERNEL"]
+
+    def pack(family, blocks):
+        out = []
+        for i, b in enumerate(blocks):
+            out += [f"    if family == {family!r} and kernel == {i}:",
+                    f"        expect_fields({b['name']!r}, fields, {tuple(b['fields'])!r})",
+                    f"        memset(&{family[0]}{i}, 0, sizeof({family[0]}{i}))"]
+            out += [f"        {family[0]}{i}.{f} = fields[{f!r}]" for f in b["fields"]]
+            out += [f"        return (<char*>&{family[0]}{i})[:sizeof({family[0]}{i})]"]
+        return out
+
+    dispatch = head + [
+        "ELEMENTWISE_KERNELS = " + repr(tuple(b["name"] for b in ew)),
+        "ROWWISE_KERNELS = " + repr(tuple(b["name"] for b in rw)),
+        "",
+        "",
+        "cdef Py_ssize_t elementwise(int kernel, bint is_double, const EwJob* job, "
+        "int n_threads, double* loss_sum) noexcept nogil:",
+        *run_branches(ew, lambda ptr, dt: f"ew_run({ptr}, <{dt}>0, job, n_threads, loss_sum)"),
+        "",
+        "",
+        "cdef Py_ssize_t rowwise(int kernel, bint is_double, const RwJob* job, "
+        "int n_threads, double* loss_sum, double* normalizer) noexcept nogil:",
+        *run_branches(rw, lambda ptr, dt: f"rw_run({ptr}, <{dt}>0, job, n_threads, loss_sum, "
+                                          f"normalizer)"),
+        "",
+        "",
+        "def pack(str family, int kernel, dict fields):",
+        '    """A kernel\'s parameter struct, filled from `fields`, as bytes."""',
+        *[f"    cdef {b['name']} e{i}" for i, b in enumerate(ew)],
+        *[f"    cdef {b['name']} r{i}" for i, b in enumerate(rw)],
+        *pack("elementwise", ew),
+        *pack("rowwise", rw),
+        "    raise ValueError(f'fastloss: no {family} kernel number {kernel}')",
+        "",
+    ]
+    return "\n".join(reg) + "\n", "\n".join(dispatch) + "\n"
+
+
+def write_kernel_registry(out_dir):
+    ew = _loss_blocks(os.path.join(SRC, "_elementwise_losses.pxi"), "elementwise")
+    rw = _loss_blocks(os.path.join(SRC, "_rowwise_losses.pxi"), "rowwise")
+    os.makedirs(out_dir, exist_ok=True)
+    for name, text in zip(("_kernel_registry.pxi", "_kernel_dispatch.pxi"),
+                          kernel_registry(ew, rw)):
+        path = os.path.join(out_dir, name)
+        # Rewritten only when it changes, so that an unchanged tree is not re-cythonized.
+        if not os.path.exists(path) or open(path).read() != text:
+            with open(path, "w") as f:
+                f.write(text)
+
+
+# ---- compiler switches ----
 
 OMP_TEST = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 0;}\n"
 native = _flag("FASTLOSS_NATIVE")
@@ -71,20 +238,6 @@ elif platform.machine().lower() in ("x86_64", "amd64") and _compiles(["-march=x8
 else:
     variants = {"baseline": []}
 
-extensions = []
-for isa, isa_flags in variants.items():
-    module = "baseline" if isa == "native" else isa
-    extensions.append(Extension(
-        f"fastloss._ext_{module}",
-        [f"fastloss/_ext_{module}.pyx"],
-        include_dirs=[np.get_include(), "fastloss"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                       ("FL_ISA", f'"{isa}"')],
-        extra_compile_args=base_flags + isa_flags,
-        extra_link_args=(["-fopenmp"] if openmp else []) + link_san,
-        libraries=["m"] if os.name != "nt" else [],
-    ))
-
 build_info = {
     "variants": sorted(variants),
     "openmp": openmp,
@@ -95,15 +248,34 @@ build_info = {
     "python": sys.version.split()[0],
     "numpy_build": np.__version__,
 }
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastloss", "_build_info.py"), "w") as f:
-    f.write('"""Written by setup.py at build time."""\nBUILD_INFO = ' + repr(build_info) + "\n")
+# Builds with other switches (serial, sanitizers, native) get their own build folders, so
+# their objects are never linked into this one and nothing has to be rebuilt by force.
+tag = hashlib.sha1(json.dumps([base_flags, variants, link_san]).encode()).hexdigest()[:10]
+common = dict(
+    include_dirs=[np.get_include(), "fastloss"],
+    # The build's description, compiled in as a C string: build_info() returns it.
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                   ("FL_BUILD_INFO", json.dumps(json.dumps(build_info)))],
+    extra_link_args=(["-fopenmp"] if openmp else []) + link_san,
+    libraries=["m"] if os.name != "nt" else [],
+)
+extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"],
+                        extra_compile_args=base_flags, **common)]
+for isa, isa_flags in variants.items():
+    module = "baseline" if isa == "native" else isa
+    ext_common = dict(common, define_macros=common["define_macros"] + [("FL_ISA", f'"{isa}"')])
+    extensions.append(Extension(f"fastloss._ext_{module}", [f"fastloss/_ext_{module}.pyx"],
+                                extra_compile_args=base_flags + isa_flags, **ext_common))
+
+write_kernel_registry(CYTHON_OUT)
 
 setup(
-    # Always recompile: objects left in build/ by a build with other switches (serial,
-    # sanitizers, native) must never be linked into this one. Two compile jobs at a time.
-    options={"build_ext": {"force": True, "parallel": os.cpu_count() or 1}},
+    options={"build": {"build_base": os.path.join("build", tag)},
+             "build_ext": {"parallel": os.cpu_count() or 1}},
     ext_modules=cythonize(
         extensions,
+        build_dir=CYTHON_OUT,
+        include_path=[CYTHON_OUT, "fastloss"],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

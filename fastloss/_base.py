@@ -1,16 +1,17 @@
 """The loss base class: argument handling shared by every loss."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional, Tuple, Union
+from typing import ClassVar, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fastloss import _entry
 from fastloss import _validation as _v
-from fastloss._config import ext
+from fastloss._config import ext  # noqa: F401  (selects the kernels _entry runs on)
 
-_run = ext.run
-# Bit flags understood by the kernels (see WANT_* in _elementwise.pxi).
+_run = _entry.run
+# Bit flags understood by the kernels (see WANT_* in _jobs.pxi).
 _LOSS, _GRAD, _HESS = 1, 2, 4
 
 
@@ -21,18 +22,20 @@ def _rebuild(cls, params):
 class Loss:
     """Base class of all fastloss losses.
 
-    Subclasses declare their constructor parameters and their kernel kind; everything else
-    (the five methods, reductions, weights, out buffers, threads, pickling, ``repr``) lives here.
-    Loss objects are immutable.
+    Subclasses are declarations (see `fastloss._registry`); everything else (the five methods,
+    reductions, weights, out buffers, threads, pickling, ``repr``) lives here. Loss objects
+    are immutable.
     """
 
-    _kind: ClassVar[str]
+    function: ClassVar[str]
+    family: ClassVar[str]
+    params: ClassVar[tuple]
     __slots__ = ("_params", "_spec")
 
-    def _init(self, n_threads, params: dict, **spec) -> None:
+    def _init(self, n_threads, params: dict) -> None:
         nt = _v.n_threads(n_threads)
         object.__setattr__(self, "_params", dict(params, n_threads=n_threads))
-        object.__setattr__(self, "_spec", ext.Spec(self._kind, nt, **spec))
+        object.__setattr__(self, "_spec", _entry.Spec(type(self).kernel(params), nt))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} objects are immutable")
@@ -120,29 +123,3 @@ class Loss:
         """
         return _run(self._spec, y_true, y_pred, sample_weight, "none", None, gradient_out,
                     hessian_out, _GRAD | _HESS)
-
-
-def functional(cls):
-    """Make ``fl.<name>(y_true, y_pred, *, sample_weight, reduction, n_threads, **params)``."""
-    cache: dict = {}
-
-    def f(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: Optional[ArrayLike] = None,
-          reduction: str = "mean", n_threads: Optional[int] = None, **params: Any):
-        try:
-            # Types are part of the key: 1 == 1.0 == True, but only an int is a valid n_threads.
-            key = (type(n_threads), n_threads,
-                   tuple(sorted((k, type(v), v) for k, v in params.items())))
-            obj = cache.get(key)
-        except TypeError:  # unhashable parameter (an array): no caching
-            key, obj = None, None
-        if obj is None:
-            obj = cls(n_threads=n_threads, **params)
-            if key is not None and len(cache) < 64:
-                cache[key] = obj
-        return obj.loss(y_true, y_pred, sample_weight=sample_weight, reduction=reduction)
-
-    f.__doc__ = (f"Functional form of `{cls.__name__}`: equals "
-                 f"``{cls.__name__}(**params, n_threads=n_threads).loss(y_true, y_pred, "
-                 f"sample_weight=sample_weight, reduction=reduction)``.\n\n"
-                 f"See `fastloss.{cls.__name__}` for the formula and conventions.")
-    return f

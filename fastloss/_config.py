@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 try:
-    from fastloss import _ext_baseline
+    from fastloss import _entry, _ext_baseline
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     here = os.path.dirname(os.path.abspath(__file__))
     raise ImportError(
@@ -18,10 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "or build in place (pip install -e .)."
     ) from exc
 
-try:
-    from fastloss._build_info import BUILD_INFO
-except ImportError:  # pragma: no cover
-    BUILD_INFO = {}
+BUILD_INFO = _entry.build_info()
 
 _LEVELS = {"avx512": 4, "avx2": 3, "baseline": 0}
 
@@ -48,6 +45,7 @@ def _select():
 
 
 ext = _select()
+_entry.use_kernels(ext)
 
 
 def show_config(file=None) -> dict:

@@ -121,24 +121,38 @@ def zero_weights():
     raise ValueError("sample_weight: weights sum to zero, so the weighted mean is undefined")
 
 
-def kernel_error(code: int, name: str, arr):
+# What a kernel reports as a bad element: index * _BAD_ARGS + the argument (see _jobs.pxi).
+_BAD_ARGS = 4
+_BAD_ARG_NAMES = {1: "y_true", 2: "y_pred", 3: "sample_weight"}
+LABEL_ERROR = "class label {value!r} at index {index} is outside [0, n_classes) and is not ignore_index"
+
+
+def _element(arr, flat_index):
+    flat = np.asarray(arr).reshape(-1)
+    value = flat[flat_index].item() if 0 <= flat_index < flat.size else None
+    index = (tuple(int(i) for i in np.unravel_index(flat_index, np.shape(arr)))
+             if np.ndim(arr) > 1 else flat_index)
+    return value, index
+
+
+def kernel_error(code: int, errors, arrays):
+    """Raise for a kernel's error code: the loss's own domain message for the argument at fault.
+
+    `errors` maps an argument name to its message template ({value!r} and {index} are filled
+    in); `arrays` maps argument names to the arrays the kernel read.
+    """
     if code == -2:
         raise MemoryError("fastloss: could not allocate kernel scratch memory")
-    flat = np.asarray(arr).reshape(-1)
-    value = flat[code].item() if 0 <= code < flat.size else None
-    index = (tuple(int(i) for i in np.unravel_index(code, np.shape(arr)))
-             if np.ndim(arr) > 1 else code)
-    if name == "sample_weight":
-        raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")
-    if name == "y_true":
-        raise ValueError(
-            f"y_true: class label {value!r} at index {index} is outside [0, n_classes) "
-            f"and is not ignore_index"
-        )
-    raise ValueError(
-        f"y_pred: probabilities must lie in [0, 1], found {value!r} at index {index} "
-        f"(pass from_logits=True for logits)"
-    )
+    if code < 0:
+        raise RuntimeError(f"fastloss: kernel failed with code {code}")
+    name = _BAD_ARG_NAMES[code % _BAD_ARGS]
+    value, index = _element(arrays[name], code // _BAD_ARGS)
+    raise ValueError(f"{name}: " + errors[name].format(value=value, index=index))
+
+
+def bad_weight(w, flat_index: int):
+    value, index = _element(w, flat_index)
+    raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")
 
 
 # ---- constructor parameters ----
@@ -197,6 +211,18 @@ def weight_vector(name: str, value, allow_scalar: bool):
         raise ValueError(f"{name}: entries must be finite and >= 0")
     a.flags.writeable = False
     return a
+
+
+def boolean(name: str, value) -> bool:
+    return bool(value)
+
+
+def weights_or_scalar(name: str, value):
+    return weight_vector(name, value, allow_scalar=True)
+
+
+def weights_1d(name: str, value):
+    return weight_vector(name, value, allow_scalar=False)
 
 
 def index_or_none(name: str, value):

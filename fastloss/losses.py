@@ -1,41 +1,29 @@
-"""The public losses: one class per loss, and its functional shortcut.
+"""The public losses, each declared once (see `fastloss._registry` for what a declaration holds).
 
-Each class only declares its parameters; the methods come from `fastloss._base.Loss` and the
-math from the kernel module (`_elementwise.pxi`, `_rowwise.pxi`).
+The methods come from `fastloss._base.Loss`, the math from the loss's block in
+``_elementwise_losses.pxi`` or ``_rowwise_losses.pxi``; constructors, functionals
+(``fl.huber``, ...) and ``__all__`` are made from these declarations.
 """
 from __future__ import annotations
 
-from typing import Optional
-
-from numpy.typing import ArrayLike
-
 from fastloss import _validation as _v
-from fastloss._base import Loss, functional
+from fastloss._base import Loss
+from fastloss._registry import LOSSES, Kernel, Param, exported_names, register
 
-__all__ = [
-    "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossEntropy",
-    "CategoricalCrossEntropy", "KLDivergence",
-    "mean_squared_error", "mean_absolute_error", "huber", "binary_cross_entropy",
-    "categorical_cross_entropy", "kl_divergence",
-]
-
-_COMMON = """
-    Parameters
-    ----------
-    n_threads : int or None, default None
-        Threads for large inputs. None uses OpenMP's default (``OMP_NUM_THREADS``,
-        threadpoolctl limits); small inputs always run on one thread. Reduced results are
-        bit-identical for every thread count.
-"""
+PROBABILITY_ERROR = ("probabilities must lie in [0, 1], found {value!r} at index {index} "
+                     "(pass from_logits=True for logits)")
+FROM_LOGITS = Param("from_logits", False, _v.boolean, "bool",
+                    "Whether ``y_pred`` holds logits rather than probabilities.", (True,))
 
 
+@register
 class MeanSquaredError(Loss):
-    __doc__ = """Mean squared error, elementwise: ``l = (y_pred - y_true)**2``.
+    """Mean squared error, elementwise: ``l = (y_pred - y_true)**2``.
 
     Gradient ``2 d``, hessian ``2`` (``d = y_pred - y_true``). Any shape; ``y_true`` and
     ``y_pred`` of the same shape. Reductions, weights and dtypes as in `Loss.loss`; equals
     ``torch.nn.functional.mse_loss`` for the unweighted mean.
-    """ + _COMMON + """
+
     Examples
     --------
     >>> import numpy as np, fastloss as fl
@@ -44,33 +32,45 @@ class MeanSquaredError(Loss):
     >>> fl.MeanSquaredError().gradient(np.array([0.0, 1.0]), np.array([1.0, 3.0]))
     array([1., 2.])
     """
-    _kind = "mse"
+    function = "mean_squared_error"
+    family = "elementwise"
+    params = ()
     __slots__ = ()
 
-    def __init__(self, *, n_threads: Optional[int] = None):
-        self._init(n_threads, {})
+    def kernel(p):
+        return Kernel("MeanSquaredError")
+
+    def inputs(p):
+        return {"y_true": "real", "y_pred": "real"}
 
 
+@register
 class MeanAbsoluteError(Loss):
-    __doc__ = """Mean absolute error, elementwise: ``l = abs(y_pred - y_true)``.
+    """Mean absolute error, elementwise: ``l = abs(y_pred - y_true)``.
 
     Gradient ``sign(d)`` with 0 at ``d == 0`` (as ``numpy.sign``), hessian 0.
-    """ + _COMMON + """
+
     Examples
     --------
     >>> import numpy as np, fastloss as fl
     >>> fl.MeanAbsoluteError().loss(np.zeros(3), np.array([-1.0, 0.0, 2.0]), reduction="sum")
     3.0
     """
-    _kind = "mae"
+    function = "mean_absolute_error"
+    family = "elementwise"
+    params = ()
     __slots__ = ()
 
-    def __init__(self, *, n_threads: Optional[int] = None):
-        self._init(n_threads, {})
+    def kernel(p):
+        return Kernel("MeanAbsoluteError")
+
+    def inputs(p):
+        return {"y_true": "real", "y_pred": "real"}
 
 
+@register
 class Huber(Loss):
-    __doc__ = """Huber loss, elementwise, with ``d = y_pred - y_true``::
+    """Huber loss, elementwise, with ``d = y_pred - y_true``::
 
         l = 0.5 * d**2                     if abs(d) < delta
             delta * (abs(d) - 0.5 * delta)  otherwise
@@ -78,26 +78,28 @@ class Huber(Loss):
     Gradient ``d`` or ``delta * sign(d)``; hessian 1 inside, 0 outside. Equals
     ``torch.nn.functional.huber_loss(..., delta=delta)``.
 
-    Parameters
-    ----------
-    delta : float, default 1.0
-        The threshold, finite and > 0.""" + _COMMON[len("\n    Parameters\n    ----------"):] + """
     Examples
     --------
     >>> import numpy as np, fastloss as fl
     >>> fl.Huber(delta=1.0).loss(np.zeros(2), np.array([0.5, 3.0]), reduction="none")
     array([0.125, 2.5  ])
     """
-    _kind = "huber"
+    function = "huber"
+    family = "elementwise"
+    params = (Param("delta", 1.0, _v.positive, "float",
+                    "The threshold, finite and > 0.", (0.7, 1e-3, 3.0)),)
     __slots__ = ()
 
-    def __init__(self, *, delta: float = 1.0, n_threads: Optional[int] = None):
-        d = _v.positive("delta", delta)
-        self._init(n_threads, {"delta": d}, delta=d)
+    def kernel(p):
+        return Kernel("Huber", {"delta": p["delta"]})
+
+    def inputs(p):
+        return {"y_true": "real", "y_pred": "real"}
 
 
+@register
 class BinaryCrossEntropy(Loss):
-    __doc__ = """Binary cross-entropy, elementwise::
+    """Binary cross-entropy, elementwise::
 
         l = -(pw * y * log(p) + (1 - y) * log(1 - p)),   y = y_true * (1 - e) + e / 2
 
@@ -114,15 +116,6 @@ class BinaryCrossEntropy(Loss):
     ``(1 + (pw-1) y) sigmoid(z) sigmoid(-z)`` on logits and
     ``pw y / max(p^2, 1e-12) + (1-y) / max((1-p)^2, 1e-12)`` on probabilities.
 
-    Parameters
-    ----------
-    from_logits : bool, default False
-        Whether ``y_pred`` holds logits rather than probabilities.
-    pos_weight : float or 1-D array, optional
-        Weight ``pw`` of the positive term: a scalar, or one per entry of ``y_pred``'s last
-        axis. Finite and >= 0.
-    label_smoothing : float in [0, 1], default 0
-        ``e`` above.""" + _COMMON[len("\n    Parameters\n    ----------"):] + """
     Notes
     -----
     exp/log/log1p come from glibc's vector math library where available (within 4 ulp).
@@ -137,20 +130,34 @@ class BinaryCrossEntropy(Loss):
     >>> round(bce(np.array([1.0, 0.0]), np.array([2.0, -1.0])), 6)
     0.220095
     """
-    _kind = "bce"
+    function = "binary_cross_entropy"
+    family = "elementwise"
+    params = (
+        FROM_LOGITS,
+        Param("pos_weight", None, _v.weights_or_scalar, "float or 1-D array",
+              "Weight ``pw`` of the positive term: a scalar, or one per entry of ``y_pred``'s "
+              "last axis. Finite and >= 0.", (2.0, 0.5)),
+        Param("label_smoothing", 0.0, _v.unit_interval, "float in [0, 1]", "``e`` above.",
+              (0.1,)),
+    )
     __slots__ = ()
 
-    def __init__(self, *, from_logits: bool = False, pos_weight=None,
-                 label_smoothing: float = 0.0, n_threads: Optional[int] = None):
-        pw = _v.weight_vector("pos_weight", pos_weight, allow_scalar=True)
-        e = _v.unit_interval("label_smoothing", label_smoothing)
-        self._init(n_threads, {"from_logits": bool(from_logits), "pos_weight": pw,
-                               "label_smoothing": e},
-                   logits=bool(from_logits), pos_weight=pw, smooth=e)
+    def kernel(p):
+        e = p["label_smoothing"]
+        smoothing = {"smooth_scale": 1 - e, "smooth_shift": e / 2}
+        if p["from_logits"]:
+            return Kernel("BinaryCrossEntropyLogits", smoothing, column=p["pos_weight"],
+                          column_name="pos_weight")
+        return Kernel("BinaryCrossEntropyProbabilities", smoothing, column=p["pos_weight"],
+                      column_name="pos_weight", errors={"y_pred": PROBABILITY_ERROR})
+
+    def inputs(p):
+        return {"y_true": "binary", "y_pred": "logit" if p["from_logits"] else "probability"}
 
 
+@register
 class CategoricalCrossEntropy(Loss):
-    __doc__ = """Categorical cross-entropy over the last axis, one loss per row::
+    """Categorical cross-entropy over the last axis, one loss per row::
 
         l = -sum_c w_c * t_c * log(q_c)
 
@@ -172,14 +179,6 @@ class CategoricalCrossEntropy(Loss):
     ``a_j = w_j t_j`` and ``A = sum_j a_j``; w.r.t. probabilities ``-a_j / q_j`` and
     ``a_j / q_j**2`` (0 where the log is clamped).
 
-    Parameters
-    ----------
-    from_logits : bool, default False
-    class_weight : 1-D array of length n_classes, optional
-        Finite, >= 0.
-    label_smoothing : float in [0, 1], default 0
-    ignore_index : int, optional
-        A label value whose rows are ignored (PyTorch uses -100).""" + _COMMON[len("\n    Parameters\n    ----------"):] + """
     Examples
     --------
     >>> import numpy as np, fastloss as fl
@@ -187,22 +186,32 @@ class CategoricalCrossEntropy(Loss):
     >>> round(cce(np.array([0, 2]), np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])), 6)
     0.669079
     """
-    _kind = "cce"
+    function = "categorical_cross_entropy"
+    family = "rowwise"
+    params = (
+        FROM_LOGITS,
+        Param("class_weight", None, _v.weights_1d, "1-D array of length n_classes",
+              "Finite, >= 0."),
+        Param("label_smoothing", 0.0, _v.unit_interval, "float in [0, 1]",
+              "``e`` above.", (0.1,)),
+        Param("ignore_index", None, _v.index_or_none, "int",
+              "A label value whose rows are ignored (PyTorch uses -100).", (-100,)),
+    )
     __slots__ = ()
 
-    def __init__(self, *, from_logits: bool = False, class_weight=None,
-                 label_smoothing: float = 0.0, ignore_index: Optional[int] = None,
-                 n_threads: Optional[int] = None):
-        cw = _v.weight_vector("class_weight", class_weight, allow_scalar=False)
-        e = _v.unit_interval("label_smoothing", label_smoothing)
-        ig = _v.index_or_none("ignore_index", ignore_index)
-        self._init(n_threads, {"from_logits": bool(from_logits), "class_weight": cw,
-                               "label_smoothing": e, "ignore_index": ig},
-                   logits=bool(from_logits), class_weight=cw, smooth=e, ignore_index=ig)
+    def kernel(p):
+        return Kernel("CategoricalCrossEntropy",
+                      inputs="softmax" if p["from_logits"] else "probabilities", labels=True,
+                      class_weight=p["class_weight"], label_smoothing=p["label_smoothing"],
+                      ignore_index=p["ignore_index"])
+
+    def inputs(p):
+        return {"y_true": "labels", "y_pred": "logit" if p["from_logits"] else "probability"}
 
 
+@register
 class KLDivergence(Loss):
-    __doc__ = """Kullback-Leibler divergence KL(t || q) over the last axis, one value per row::
+    """Kullback-Leibler divergence KL(t || q) over the last axis, one value per row::
 
         l = sum_c t_c * (log(t_c) - log(q_c)),   0 * log(0) = 0
 
@@ -212,30 +221,25 @@ class KLDivergence(Loss):
     equals ``torch.nn.functional.kl_div(log_q, t, reduction="batchmean")``.
     Gradient w.r.t. logits ``q_j T - t_j`` (``T = sum_j t_j``), w.r.t. probabilities
     ``-t_j / q_j``.
-    """ + _COMMON + """
+
     Examples
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.KLDivergence()(np.array([[0.5, 0.5]]), np.array([[0.25, 0.75]])), 6)
     0.143841
     """
-    _kind = "kl"
+    function = "kl_divergence"
+    family = "rowwise"
+    params = (FROM_LOGITS,)
     __slots__ = ()
 
-    def __init__(self, *, from_logits: bool = False, n_threads: Optional[int] = None):
-        self._init(n_threads, {"from_logits": bool(from_logits)}, logits=bool(from_logits))
+    def kernel(p):
+        return Kernel("KLDivergence", inputs="softmax" if p["from_logits"] else "probabilities")
+
+    def inputs(p):
+        return {"y_true": "distribution",
+                "y_pred": "logit" if p["from_logits"] else "probability"}
 
 
-mean_squared_error = functional(MeanSquaredError)
-mean_absolute_error = functional(MeanAbsoluteError)
-huber = functional(Huber)
-binary_cross_entropy = functional(BinaryCrossEntropy)
-categorical_cross_entropy = functional(CategoricalCrossEntropy)
-kl_divergence = functional(KLDivergence)
-for _f, _name in [(mean_squared_error, "mean_squared_error"),
-                  (mean_absolute_error, "mean_absolute_error"), (huber, "huber"),
-                  (binary_cross_entropy, "binary_cross_entropy"),
-                  (categorical_cross_entropy, "categorical_cross_entropy"),
-                  (kl_divergence, "kl_divergence")]:
-    _f.__name__ = _f.__qualname__ = _name
-del _f, _name
+globals().update({cls.function: cls.functional for cls in LOSSES.values()})
+__all__ = exported_names()

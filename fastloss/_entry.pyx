@@ -6,49 +6,84 @@ from fastloss import _validation as _v
 
 cnp.import_array()
 
+include "_jobs.pxi"
+include "_reduce.pxi"
+
+from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
 cdef enum:
-    K_MSE = 0
-    K_MAE = 1
-    K_HUBER = 2
-    K_BCE = 3
-    K_CCE = 4
-    K_KL = 5
     RED_NONE = 0
     RED_SUM = 1
     RED_MEAN = 2
 
-KINDS = {"mse": K_MSE, "mae": K_MAE, "huber": K_HUBER, "bce": K_BCE, "cce": K_CCE, "kl": K_KL}
+# The kernel table of the module fastloss._config chose for this CPU (see use_kernels).
+cdef const KernelTable* kernels = NULL
+cdef object kernel_names = None
+cdef object pack = None
+
+
+def use_kernels(module):
+    """Run every later call on `module`'s kernels (a fastloss._ext_<isa> module)."""
+    global kernels, kernel_names, pack
+    cdef const KernelTable* table = <const KernelTable*>PyCapsule_GetPointer(
+        module.table, b"fastloss.KernelTable")
+    if table.abi_version != ABI_VERSION:
+        raise ImportError(f"{module.__name__} was built for another fastloss (kernel ABI "
+                          f"{table.abi_version}, expected {ABI_VERSION}); reinstall fastloss")
+    kernels = table
+    kernel_names = {"elementwise": {n: i for i, n in enumerate(module.ELEMENTWISE_KERNELS)},
+                    "rowwise": {n: i for i, n in enumerate(module.ROWWISE_KERNELS)}}
+    pack = module.pack
 
 
 cdef class Spec:
-    """A loss's kind and parameters in C form, built once per loss object."""
-    cdef int kind, n_threads
-    cdef bint logits, has_ignore
-    cdef double delta, smooth, pw_scalar, cw_sum
+    """A loss object's kernel and parameters in C form, built once per loss object."""
+    cdef readonly str family
+    cdef int kernel, n_threads
+    cdef object params            # the kernel's parameter struct, as bytes
+    cdef object errors            # argument -> domain message
+    cdef double column_scalar
+    cdef object column_name, column64, column32
+    cdef int inputs
+    cdef bint labels, has_ignore
+    cdef double smooth, cw_sum
     cdef long long ignore
-    cdef object col64, col32, cw64, cw32
+    cdef object cw64, cw32
 
-    def __init__(self, str kind, int n_threads, *, double delta=1.0, double smooth=0.0,
-                 bint logits=False, pos_weight=None, class_weight=None, ignore_index=None):
-        self.kind = KINDS[kind]
+    def __init__(self, kernel, int n_threads):
+        for family, names in kernel_names.items():
+            if kernel.name in names:
+                break
+        else:
+            raise RuntimeError(f"fastloss: no compiled kernel named {kernel.name!r}; "
+                               f"the kernel files declare {kernel_names}")
+        self.family = family
+        self.kernel = kernel_names[family][kernel.name]
+        self.params = pack(family, self.kernel, dict(kernel.fields))
         self.n_threads = n_threads
-        self.delta = delta
-        self.smooth = smooth
-        self.logits = logits
-        self.pw_scalar = 1.0
-        self.col64 = self.col32 = self.cw64 = self.cw32 = None
-        if pos_weight is not None:
-            if np.ndim(pos_weight) == 0:
-                self.pw_scalar = float(pos_weight)
+        self.errors = dict(kernel.errors)
+        self.column_name = kernel.column_name
+        self.column_scalar = 1.0
+        self.column64 = self.column32 = self.cw64 = self.cw32 = None
+        if kernel.column is not None:
+            if np.ndim(kernel.column) == 0:
+                self.column_scalar = float(kernel.column)
             else:
-                self.col64 = np.ascontiguousarray(pos_weight, dtype=np.float64)
-                self.col32 = self.col64.astype(np.float32)
-        if class_weight is not None:
-            self.cw64 = np.ascontiguousarray(class_weight, dtype=np.float64)
+                self.column64 = np.ascontiguousarray(kernel.column, dtype=np.float64)
+                self.column32 = self.column64.astype(np.float32)
+        self.inputs = ROWS_SOFTMAX if kernel.inputs == "softmax" else ROWS_PROBABILITIES
+        self.labels = kernel.labels
+        if self.labels:
+            self.errors.setdefault("y_true", _v.LABEL_ERROR)
+        self.smooth = kernel.label_smoothing
+        if kernel.class_weight is not None:
+            self.cw64 = np.ascontiguousarray(kernel.class_weight, dtype=np.float64)
             self.cw32 = self.cw64.astype(np.float32)
+        ig = kernel.ignore_index
         # An ignore_index no int64 label can equal ignores nothing.
-        self.has_ignore = ignore_index is not None and _v.INT64_MIN <= ignore_index <= _v.INT64_MAX
-        self.ignore = ignore_index if self.has_ignore else 0
+        self.has_ignore = ig is not None and _v.INT64_MIN <= ig <= _v.INT64_MAX
+        self.ignore = ig if self.has_ignore else 0
 
 
 cdef inline int _reduction(object reduction) except -1:
@@ -137,28 +172,37 @@ cdef inline bint _same_buffer(object a, cnp.ndarray p):
         and cnp.PyArray_NBYTES(<cnp.ndarray>a) == cnp.PyArray_NBYTES(p)
 
 
-cdef Py_ssize_t _ew_dispatch(floating tag, int kind, bint logits, double delta, double smooth,
-                             const EwJob* J, int nt, double* lsum) noexcept nogil:
-    # The one table of elementwise losses: kind -> (parameters struct, thread threshold).
-    cdef MSE mse
-    cdef MAE mae
-    cdef Huber hub
-    cdef BCELogits bl
-    cdef BCEProbs bp
-    if kind == K_MSE:
-        return ew_run(mse, tag, J, nt, MIN_WORK_CHEAP, lsum)
-    if kind == K_MAE:
-        return ew_run(mae, tag, J, nt, MIN_WORK_CHEAP, lsum)
-    if kind == K_HUBER:
-        hub.delta = delta
-        return ew_run(hub, tag, J, nt, MIN_WORK_CHEAP, lsum)
-    if logits:
-        bl.smooth_a = 1 - smooth
-        bl.smooth_b = smooth / 2
-        return ew_run(bl, tag, J, nt, MIN_WORK_TRANSCENDENTAL, lsum)
-    bp.smooth_a = 1 - smooth
-    bp.smooth_b = smooth / 2
-    return ew_run(bp, tag, J, nt, MIN_WORK_TRANSCENDENTAL, lsum)
+# ---- sample weights: checked (finite, >= 0) and summed in one blocked pass ----
+
+cdef Py_ssize_t _weights_block(const floating* w, Py_ssize_t start, Py_ssize_t stop,
+                               double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(start, stop):
+        bad |= not (w[i] >= 0 and w[i] < INFINITY)
+    out[0] = block_sum(w + start, stop - start)
+    if bad:
+        for i in range(start, stop):
+            if not (w[i] >= 0 and w[i] < INFINITY):
+                return i
+    return OK
+
+
+cdef Py_ssize_t weights_sum(const floating* w, Py_ssize_t m, int n_threads,
+                            double* total) noexcept nogil:
+    cdef Partials P
+    cdef Py_ssize_t b, nb = (m + EW_BLOCK - 1) // EW_BLOCK
+    cdef double unused
+    cdef int nt = n_threads_for(n_threads, m, MIN_WORK_CHEAP)
+    if partials_init(&P, nb):
+        return NOMEM
+    if nt == 1:
+        for b in range(nb):
+            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
+    else:
+        for b in prange(nb, schedule='static', num_threads=nt):
+            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
+    return partials_finish(&P, total, &unused)
 
 
 cdef double _weights(cnp.ndarray w, int nt) except? -1:
@@ -170,8 +214,10 @@ cdef double _weights(cnp.ndarray w, int nt) except? -1:
             bad = weights_sum(<const double*>cnp.PyArray_DATA(w), m, nt, &total)
         else:
             bad = weights_sum(<const float*>cnp.PyArray_DATA(w), m, nt, &total)
+    if bad == NOMEM:
+        _v.kernel_error(NOMEM, None, None)
     if bad != OK:
-        _v.kernel_error(bad, "sample_weight", w)
+        _v.bad_weight(w, bad)
     return total
 
 
@@ -182,7 +228,7 @@ def run(Spec s, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out
     cdef int red = _reduction(reduction) if not what & WANT_HESS else RED_NONE
     if loss_out is not None and red != RED_NONE:
         _v.unused_loss_out(reduction)
-    if s.kind >= K_CCE:
+    if s.family == "rowwise":
         return _run_rowwise(s, y_true, p, sample_weight, red, loss_out, gradient_out,
                             hessian_out, what)
     cdef int typ = cnp.PyArray_TYPE(p)
@@ -206,11 +252,12 @@ def run(Spec s, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out
     J.w_per_row = False
     J.what = what
     J.col = NULL
-    J.col_scalar = s.pw_scalar
-    if s.col64 is not None:
-        col = s.col64 if typ == cnp.NPY_DOUBLE else s.col32
+    J.params = PyBytes_AS_STRING(s.params)
+    J.col_scalar = s.column_scalar
+    if s.column64 is not None:
+        col = s.column64 if typ == cnp.NPY_DOUBLE else s.column32
         if nd == 0 or cnp.PyArray_SIZE(col) != dims[nd - 1]:
-            _v.param_shape_error("pos_weight", col, (<object>p).shape)
+            _v.param_shape_error(s.column_name, col, (<object>p).shape)
         J.col = cnp.PyArray_DATA(col)
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight")
@@ -232,12 +279,9 @@ def run(Spec s, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out
             _v.zero_weights()
     J.gscale = 1.0 / den if red == RED_MEAN and den > 0 else 1.0
     with nogil:
-        if typ == cnp.NPY_DOUBLE:
-            bad = _ew_dispatch(<double>0, s.kind, s.logits, s.delta, s.smooth, &J, s.n_threads, &lsum)
-        else:
-            bad = _ew_dispatch(<float>0, s.kind, s.logits, s.delta, s.smooth, &J, s.n_threads, &lsum)
+        bad = kernels.elementwise(s.kernel, typ == cnp.NPY_DOUBLE, &J, s.n_threads, &lsum)
     if bad != OK:
-        _v.kernel_error(bad, "y_pred", p)
+        _v.kernel_error(bad, s.errors, {"y_true": t, "y_pred": p})
     return _result(what, red, lsum, den, keep)
 
 
@@ -290,7 +334,8 @@ cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_wei
     J.n = n
     J.k = k
     J.rows = max(1, RW_ELEMS // k) if k > 0 else 1
-    J.logits = s.logits
+    J.params = PyBytes_AS_STRING(s.params)
+    J.inputs = s.inputs
     J.what = what
     J.smooth = s.smooth
     J.has_ignore = s.has_ignore
@@ -302,17 +347,15 @@ cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_wei
     J.cw_sum = k
     if k == 0:
         _v.rowwise_shape_error(p)
-    if s.kind == K_CCE and _v.is_labels(y_true):
+    if s.labels and _v.is_labels(y_true):
         lab = _v.as_labels(y_true)
         if cnp.PyArray_NDIM(lab) != 1 or cnp.PyArray_DIMS(lab)[0] != n:
             _v.shape_error("y_true", lab, (n,), labels=True)
-        J.target = T_LABELS
         J.lab = <const long long*>cnp.PyArray_DATA(lab)
     else:
         t = _cast(y_true, typ, (<object>p).dtype, "y_true")
         if not _same_shape(t, p):
-            _v.shape_error("y_true", t, (<object>p).shape, labels=s.kind == K_CCE)
-        J.target = T_KL if s.kind == K_KL else T_SOFT
+            _v.shape_error("y_true", t, (<object>p).shape, labels=s.labels)
         J.t = cnp.PyArray_DATA(t)
     if s.cw64 is not None:
         cw = s.cw64 if typ == cnp.NPY_DOUBLE else s.cw32
@@ -340,33 +383,26 @@ cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_wei
         den = _weights(w, s.n_threads)
         if red == RED_MEAN and den == 0:
             _v.zero_weights()
-    need_den = red == RED_MEAN and what & WANT_GRAD and J.target == T_LABELS \
+    need_den = red == RED_MEAN and what & WANT_GRAD and lab is not None \
         and (cw is not None or s.has_ignore or w is not None)
     if need_den:
         with nogil:
-            if typ == cnp.NPY_DOUBLE:
-                bad = label_den(<double>0, &J, s.n_threads, &den)
-            else:
-                bad = label_den(<float>0, &J, s.n_threads, &den)
+            bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &J, s.n_threads, &den)
         if bad != OK:
-            _v.kernel_error(bad, "y_true", lab)
+            _v.kernel_error(bad, s.errors, {"y_true": lab})
     J.gscale = 1.0 / den if red == RED_MEAN and den > 0 else (0.0 if red == RED_MEAN else 1.0)
     with nogil:
-        if typ == cnp.NPY_DOUBLE:
-            bad = rw_run(<double>0, &J, s.n_threads, &num, &den_main)
-        else:
-            bad = rw_run(<float>0, &J, s.n_threads, &num, &den_main)
+        bad = kernels.rowwise(s.kernel, typ == cnp.NPY_DOUBLE, &J, s.n_threads, &num, &den_main)
     if bad != OK:
-        _v.kernel_error(bad, "y_true", lab)
+        _v.kernel_error(bad, s.errors, {"y_true": lab if lab is not None else t, "y_pred": p})
     return _result(what, red, num, den_main, keep)
 
 
 def build_info():
-    """What this kernel module was compiled with."""
-    return {"isa": FL_ISA.decode(), "openmp": bool(FL_OPENMP), "libmvec": bool(FL_HAVE_LIBMVEC),
-            "default_threads": fl_max_threads()}
+    """How this copy of fastloss was built (compiled in by setup.py)."""
+    import json
+    return json.loads(FL_BUILD_INFO.decode())
 
 
-def cpu_level():
-    """4: the CPU runs x86-64-v4 (AVX-512) code, 3: x86-64-v3 (AVX2), 1: baseline, 0: unknown."""
-    return fl_cpu_level()
+cdef extern from *:
+    const char* FL_BUILD_INFO

@@ -1,17 +1,13 @@
-# Shared C-level pieces of every kernel module: vector math, thread policy, and the
-# deterministic block reduction. Included once per instruction-set variant (see _kernels.pxi).
+# Threads and deterministic block reductions, shared by the entry module and the kernels:
+# fixed blocks of the global index, float64 partials per block, summed in block order, so a
+# reduced result is bit-identical for every thread count. Nothing here depends on the
+# instruction set.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
-from libc.math cimport fabs, INFINITY, NAN
+from libc.math cimport INFINITY
 
 cdef extern from "_simd_math.h" nogil:
-    double exp(double)
-    float expf(float)
-    double log(double)
-    float logf(float)
-    double log1p(double)
-    float log1pf(float)
     int fl_max_threads()
     int fl_cpu_level()
     int FL_OPENMP
@@ -19,53 +15,18 @@ cdef extern from "_simd_math.h" nogil:
     const char* FL_ISA
 
 cdef enum:
-    # Elements per reduction block. Blocks are summed in a fixed order, so a reduced loss is
-    # bit-identical for every thread count; the size keeps a block's scratch in L1.
+    # Elements per reduction block. The size keeps a block's scratch in L1.
     EW_BLOCK = 2048
     # Elements per sub-chunk inside a block: the chunk's loss scratch stays in L1 while the
     # inputs stream past it.
     EW_SUB = 256
     # Partials for this many blocks live on the stack; more are malloc'ed (n > 32768).
     STACK_BLOCKS = 16
-    # Codes returned by drivers besides "first bad index" (>= 0).
-    OK = -1
-    NOMEM = -2
 
 # Work (in elements) a thread must get before a parallel region pays for itself: entering one
 # costs about 1 us, a memory-bound element about 0.5 ns, an exp/log-bound one a few ns.
 cdef Py_ssize_t MIN_WORK_CHEAP = 32768
 cdef Py_ssize_t MIN_WORK_TRANSCENDENTAL = 4096
-
-
-cdef inline floating f_exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-cdef inline floating f_log(floating x) noexcept nogil:
-    if floating is float:
-        return logf(x)
-    else:
-        return log(x)
-
-cdef inline floating f_log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-cdef inline floating clamp_log(floating lx) noexcept nogil:
-    # PyTorch's convention for log-probabilities: clamp at -100. NaN stays NaN.
-    return -100 if lx < -100 else lx
-
-cdef inline floating sign(floating d) noexcept nogil:
-    # numpy.sign: +-1, 0 at 0, NaN for NaN.
-    return 1 if d > 0 else (-1 if d < 0 else d)
-
-cdef inline floating nan_or_zero(floating d) noexcept nogil:
-    # 0, except NaN where d is NaN: keeps NaN propagating through a constant derivative.
-    return 0 if d == d else d
 
 
 cdef inline int n_threads_for(int requested, Py_ssize_t work, Py_ssize_t min_work) noexcept nogil:
@@ -167,36 +128,3 @@ cdef inline double block_sum(const floating* x, Py_ssize_t n) noexcept nogil:
         acc[j] = 0
     lanes_add(acc, x, n)
     return lanes_total(acc)
-
-
-# ---- sample weights: checked (finite, >= 0) and summed in one blocked pass ----
-
-cdef Py_ssize_t _weights_block(const floating* w, Py_ssize_t start, Py_ssize_t stop,
-                               double* out) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(start, stop):
-        bad |= not (w[i] >= 0 and w[i] < INFINITY)
-    out[0] = block_sum(w + start, stop - start)
-    if bad:
-        for i in range(start, stop):
-            if not (w[i] >= 0 and w[i] < INFINITY):
-                return i
-    return OK
-
-
-cdef Py_ssize_t weights_sum(const floating* w, Py_ssize_t m, int n_threads,
-                            double* total) noexcept nogil:
-    cdef Partials P
-    cdef Py_ssize_t b, nb = (m + EW_BLOCK - 1) // EW_BLOCK
-    cdef double unused
-    cdef int nt = n_threads_for(n_threads, m, MIN_WORK_CHEAP)
-    if partials_init(&P, nb):
-        return NOMEM
-    if nt == 1:
-        for b in range(nb):
-            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
-    else:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
-    return partials_finish(&P, total, &unused)

@@ -1,0 +1,45 @@
+# Scalar math for kernels, in both dtypes: exp/log/log1p resolve to glibc's vector math
+# library inside vectorized loops (see _simd_math.h). Kernel modules only.
+from cython cimport floating
+from libc.math cimport fabs, INFINITY, NAN
+
+cdef extern from "_simd_math.h" nogil:
+    double exp(double)
+    float expf(float)
+    double log(double)
+    float logf(float)
+    double log1p(double)
+    float log1pf(float)
+
+
+cdef inline floating f_exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+cdef inline floating f_log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+cdef inline floating f_log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+cdef inline floating clamp_log(floating lx) noexcept nogil:
+    # PyTorch's convention for log-probabilities: clamp at -100. NaN stays NaN.
+    return -100 if lx < -100 else lx
+
+cdef inline floating sign(floating d) noexcept nogil:
+    # numpy.sign: +-1, 0 at 0, NaN for NaN.
+    return 1 if d > 0 else (-1 if d < 0 else d)
+
+cdef inline floating nan_or_zero(floating d) noexcept nogil:
+    # 0, except NaN where d is NaN: keeps NaN propagating through a constant derivative.
+    return 0 if d == d else d
+
+
