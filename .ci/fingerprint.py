@@ -1,17 +1,104 @@
-"""Compute (or compare against) a fingerprint of fastloss results, to prove two builds agree
-bit for bit: `python .ci/fingerprint.py save FILE` then, under another build,
-`python .ci/fingerprint.py check FILE`."""
+"""Bit-for-bit fingerprints of fastloss results, to prove that builds agree.
+
+    python .ci/fingerprint.py save FILE      hashes of every result under this build
+    python .ci/fingerprint.py check FILE     ... must equal those saved (e.g. by the OpenMP build)
+    python .ci/fingerprint.py baseline       the frozen cases of main e8fd0a6 must give the bits
+                                             stored in .ci/main_e8fd0a6.json (for the active ISA)
+
+The saved cases enumerate `fastloss.LOSSES`: every declared loss, with its default parameters
+and each example value of each parameter (`Param.examples`), both dtypes, data made from the
+loss's declared input kinds, n_threads 1, 2 and 3 (which must already agree within the build).
+The baseline cases are the six losses' fingerprint as it stood on main e8fd0a6, frozen: they
+show that the registry redesign (and anything after it) left those losses' bits unchanged.
+"""
+import hashlib
+import json
+import os
 import sys
 
 import numpy as np
 
 import fastloss as fl
+from fastloss._config import ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BASELINE = os.path.join(HERE, "main_e8fd0a6.json")
+N_ELEMENTS = 300_007
+N_ROWS, N_CLASSES = 30_011, 10
 
 
-def results():
-    rng = np.random.default_rng(12345)
+def _digest(a) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _data(kind, shape, dtype, rng):
+    """Typical values of a declared input kind, with a few extreme ones mixed in."""
+    n = int(np.prod(shape))
+    if kind == "real":
+        a = rng.normal(size=n) * 3
+    elif kind == "logit":
+        a = rng.normal(size=n) * 3
+        a[rng.integers(0, n, 8)] = [40, -40, 100, -100, 700, -700, 0, -0.0]
+    elif kind == "probability":
+        a = rng.random(n)
+        a[rng.integers(0, n, 4)] = [0.0, 1.0, 1e-300, 1 - 1e-12]
+    elif kind == "binary":
+        a = (rng.random(n) < 0.4).astype(np.float64)
+    elif kind == "distribution":
+        return rng.dirichlet(np.ones(shape[-1]), size=shape[0]).astype(dtype)
+    else:
+        raise SystemExit(f"fingerprint: no data for the input kind {kind!r}; add it to _data")
+    return a.reshape(shape).astype(dtype)
+
+
+def settings(cls):
+    """The defaults, then each example value of each parameter on its own."""
+    defaults = {p.name: p.default for p in cls.params}
+    out = [defaults]
+    for p in cls.params:
+        out += [dict(defaults, **{p.name: v}) for v in p.examples]
+    return out
+
+
+def registry_cases():
+    rng = np.random.default_rng(20261201)
+    for name, cls in fl.LOSSES.items():
+        rowwise = cls.family == "rowwise"
+        shape = (N_ROWS, N_CLASSES) if rowwise else (N_ELEMENTS,)
+        for i, params in enumerate(settings(cls)):
+            kinds = cls.inputs(params)
+            for dtype in (np.float32, np.float64):
+                p = _data(kinds["y_pred"], shape, dtype, rng)
+                w = rng.random(shape[0]).astype(dtype)
+                targets = {}
+                if kinds["y_true"] == "labels":
+                    targets["labels"] = rng.integers(0, N_CLASSES, size=N_ROWS)
+                    targets["dense"] = _data("distribution", shape, dtype, rng)
+                else:
+                    targets[kinds["y_true"]] = _data(kinds["y_true"], shape, dtype, rng)
+                for tname, t in targets.items():
+                    yield f"{name}_{i}_{tname}_{np.dtype(dtype).name}", cls, params, t, p, w
+
+
+def results(cases):
     out = {}
+    for key, cls, params, t, p, w in cases:
+        for nt in (1, 2, 3):
+            obj = cls(**params, n_threads=nt)
+            value, grad = obj.loss_gradient(t, p, sample_weight=w)
+            g, h = obj.gradient_hessian(t, p)
+            out[f"{key}_nt{nt}_value"] = _digest(np.array(value))
+            out[f"{key}_nt{nt}_grad"] = _digest(grad)
+            out[f"{key}_nt{nt}_hess"] = _digest(h)
+            out[f"{key}_nt{nt}_none"] = _digest(obj.loss(t, p, reduction="none"))
+    return out
+
+
+def baseline_cases():
+    """The frozen fingerprint cases of main e8fd0a6 (same seed, sizes and order)."""
+    rng = np.random.default_rng(12345)
     n = 300_007
+    out = {}
     for dtype in (np.float32, np.float64):
         t = rng.normal(size=n).astype(dtype)
         p = rng.normal(size=n).astype(dtype)
@@ -37,32 +124,50 @@ def results():
             for nt in (1, 2, 3):
                 obj = type(loss)(**{**loss.get_params(), "n_threads": nt})
                 value, grad = obj.loss_gradient(a, b, sample_weight=sw)
-                out[f"{key}_nt{nt}_value"] = np.array(value)
-                out[f"{key}_nt{nt}_grad"] = grad
+                out[f"{key}_nt{nt}_value"] = _digest(np.array(value))
+                out[f"{key}_nt{nt}_grad"] = _digest(grad)
                 g, h = obj.gradient_hessian(a, b)
-                out[f"{key}_nt{nt}_hess"] = h
+                out[f"{key}_nt{nt}_hess"] = _digest(h)
     return out
 
 
-def main():
-    mode, path = sys.argv[1], sys.argv[2]
-    res = results()
-    # Within one build, every thread count must already agree bit for bit.
+def _same_for_every_thread_count(res):
     for key, val in res.items():
         if "_nt1_" in key:
             for nt in (2, 3):
-                other = res[key.replace("_nt1_", f"_nt{nt}_")]
-                if val.tobytes() != other.tobytes():
+                if res[key.replace("_nt1_", f"_nt{nt}_")] != val:
                     sys.exit(f"fingerprint: {key} differs between n_threads=1 and {nt}")
-    if mode == "save":
-        np.savez(path, **res)
-        print(f"fingerprint: saved {len(res)} arrays to {path}")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "baseline":
+        isa = ext.build_info()["isa"]
+        ref = json.load(open(BASELINE))
+        if isa not in ref:
+            print(f"fingerprint: no stored baseline for the {isa} kernels; skipped")
+            return
+        res = baseline_cases()
+        bad = [k for k in ref[isa] if res.get(k) != ref[isa][k]]
+        if bad:
+            sys.exit(f"fingerprint: {len(bad)} of {len(ref[isa])} results differ from main "
+                     f"e8fd0a6 ({isa} kernels), e.g. {bad[:5]}")
+        print(f"fingerprint: all {len(res)} results of the six losses identical to main "
+              f"e8fd0a6 ({isa} kernels)")
         return
-    ref = np.load(path)
-    bad = [k for k in res if k not in ref or ref[k].tobytes() != res[k].tobytes()]
+    path = sys.argv[2]
+    res = results(registry_cases())
+    _same_for_every_thread_count(res)
+    if mode == "save":
+        with open(path, "w") as f:
+            json.dump(res, f, indent=0, sort_keys=True)
+        print(f"fingerprint: saved {len(res)} results of {len(fl.LOSSES)} losses to {path}")
+        return
+    ref = json.load(open(path))
+    bad = sorted(set(res) ^ set(ref)) + [k for k in res if k in ref and ref[k] != res[k]]
     if bad:
         sys.exit(f"fingerprint: {len(bad)} results differ from {path}, e.g. {bad[:5]}")
-    print(f"fingerprint: all {len(res)} results identical to {path}")
+    print(f"fingerprint: all {len(res)} results of {len(fl.LOSSES)} losses identical to {path}")
 
 
 if __name__ == "__main__":

@@ -5,35 +5,35 @@
 # branch-free and vectorize; exp/log1p go to libmvec where available.
 
 
-cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floating* c,
-                 floating* lo, floating* go, floating* ho, Py_ssize_t n, floating gs,
-                 int what) noexcept nogil:
-    """One contiguous run of elements; `c` has one column parameter per element."""
+cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floating* column,
+                 floating* lo, floating* go, floating* ho, Py_ssize_t n, floating grad_scale,
+                 int wanted) noexcept nogil:
+    """One contiguous run of elements; `column` has one column parameter per element."""
     cdef Py_ssize_t i
     cdef floating l, g, h
-    if what == WANT_LOSS:
+    if wanted == WANT_LOSS:
         for i in range(n):
-            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], column[i], &l, &g, &h)
             lo[i] = l
-    elif what == WANT_GRAD:
+    elif wanted == WANT_GRAD:
         for i in range(n):
-            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
-            go[i] = g * gs
-    elif what == WANT_LOSS | WANT_GRAD:
+            ew_math(L, t[i], p[i], column[i], &l, &g, &h)
+            go[i] = g * grad_scale
+    elif wanted == WANT_LOSS | WANT_GRAD:
         for i in range(n):
-            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
+            ew_math(L, t[i], p[i], column[i], &l, &g, &h)
             lo[i] = l
-            go[i] = g * gs
+            go[i] = g * grad_scale
     else:
         for i in range(n):
-            ew_math(L, t[i], p[i], c[i], &l, &g, &h)
-            go[i] = g * gs
+            ew_math(L, t[i], p[i], column[i], &l, &g, &h)
+            go[i] = g * grad_scale
             ho[i] = h
 
 
 cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize_t start,
                    Py_ssize_t n, floating* lo, floating* go, floating* ho,
-                   double gs) noexcept nogil:
+                   double grad_scale) noexcept nogil:
     """Multiply a block's outputs by its sample weights (in cache: no extra memory pass)."""
     cdef Py_ssize_t i, j, seg, r
     cdef floating wi
@@ -43,7 +43,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[i] = lo[i] * w[i]
             if go != NULL:
-                go[i] = go[i] * <floating>(w[i] * gs)  # in float64: 1/sum(w) may overflow float32
+                go[i] = go[i] * <floating>(w[i] * grad_scale)  # in float64: 1/sum(w) may overflow float32
             if ho != NULL:
                 ho[i] = ho[i] * w[i]
         return
@@ -56,48 +56,48 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[j] = lo[j] * wi
             if go != NULL:
-                go[j] = go[j] * <floating>(wi * gs)
+                go[j] = go[j] * <floating>(wi * grad_scale)
             if ho != NULL:
                 ho[j] = ho[j] * wi
         i += seg
 
 
-cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize_t start,
+cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssize_t start,
                          Py_ssize_t stop, double* out) noexcept nogil:
     """Process elements [start, stop): outputs, weights, the block's loss sum, first bad index."""
-    cdef const floating* t = <const floating*>J.t
-    cdef const floating* p = <const floating*>J.p
-    cdef const floating* col = <const floating*>J.col
+    cdef const floating* t = <const floating*>job.t
+    cdef const floating* p = <const floating*>job.p
+    cdef const floating* columns = <const floating*>job.columns
     cdef floating* go = NULL
     cdef floating* ho = NULL
     cdef floating* lo
-    cdef floating lbuf[EW_SUB]
-    cdef floating cbuf[EW_SUB]
+    cdef floating loss_buf[EW_SUB]
+    cdef floating column_buf[EW_SUB]
     cdef double acc[SUM_LANES]
     cdef Py_ssize_t s0 = start, n, i, j, k0, seg
     cdef int bad
-    cdef floating gs = <floating>J.gscale
-    cdef bint want_loss = (J.what & WANT_LOSS) != 0
-    cdef bint reduce = J.lo == NULL and want_loss
+    cdef floating grad_scale = <floating>job.gscale
+    cdef bint want_loss = (job.wanted & WANT_LOSS) != 0
+    cdef bint reduce = job.lo == NULL and want_loss
     for j in range(SUM_LANES):
         acc[j] = 0
     while s0 < stop:
         n = min(EW_SUB, stop - s0)
-        lo = <floating*>J.lo + s0 if J.lo != NULL else lbuf
-        go = <floating*>J.go + s0 if J.go != NULL else NULL
-        ho = <floating*>J.ho + s0 if J.ho != NULL else NULL
+        lo = <floating*>job.lo + s0 if job.lo != NULL else loss_buf
+        go = <floating*>job.go + s0 if job.go != NULL else NULL
+        ho = <floating*>job.ho + s0 if job.ho != NULL else NULL
         if ew_has_column(L):
-            if col == NULL:
+            if columns == NULL:
                 for i in range(n):
-                    cbuf[i] = <floating>J.col_scalar
+                    column_buf[i] = <floating>job.col_scalar
             else:
                 # The column parameter cycles with the last axis: copy it in by runs.
                 i = 0
-                k0 = s0 % J.ncol
+                k0 = s0 % job.ncol
                 while i < n:
-                    seg = min(n - i, J.ncol - k0)
+                    seg = min(n - i, job.ncol - k0)
                     for j in range(seg):
-                        cbuf[i + j] = col[k0 + j]
+                        column_buf[i + j] = columns[k0 + j]
                     i += seg
                     k0 = 0
         if ew_has_check(L):
@@ -114,11 +114,11 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
                         return bad_element(s0 + i, bad)
         # With weights, 1/sum(w) is applied as w_i * (1/sum(w)) in ew_weigh: that product is
         # at most 1, so a finite weighted-mean gradient never overflows on the way.
-        ew_loop(L, t + s0, p + s0, cbuf, lo if want_loss else NULL, go, ho, n,
-                1 if J.w != NULL else gs, J.what)
-        if J.w != NULL:
-            ew_weigh(<const floating*>J.w, J.w_per_row, J.row_len, s0, n,
-                     lo if want_loss else NULL, go, ho, J.gscale)
+        ew_loop(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
+                1 if job.w != NULL else grad_scale, job.wanted)
+        if job.w != NULL:
+            ew_weigh(<const floating*>job.w, job.w_per_row, job.row_len, s0, n,
+                     lo if want_loss else NULL, go, ho, job.gscale)
         if reduce:
             lanes_add(acc, lo, n)
         s0 += EW_SUB
@@ -127,21 +127,21 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* J, Py_ssize
     return OK
 
 
-cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* J, int n_threads,
+cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* job, int n_threads,
                        double* loss_sum) noexcept nogil:
     """Run the blocked pass; return the first bad element (encoded), OK, or NOMEM."""
     cdef Partials P
-    cdef Py_ssize_t b, n = J.n, nb = (J.n + EW_BLOCK - 1) // EW_BLOCK
+    cdef Py_ssize_t b, n = job.n, nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
     cdef double unused
     cdef int nt = n_threads_for(n_threads, n, ew_min_work(L))
     if partials_init(&P, nb):
         return NOMEM
     if nt == 1:
         for b in range(nb):
-            P.bad[b] = ew_block(L, dtype_tag, J, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
+            P.bad[b] = ew_block(L, dtype_tag, job, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
                                 &P.num[b])
     else:
         for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = ew_block(L, dtype_tag, J, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
+            P.bad[b] = ew_block(L, dtype_tag, job, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
                                 &P.num[b])
     return partials_finish(&P, loss_sum, &unused)

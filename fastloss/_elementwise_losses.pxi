@@ -3,7 +3,7 @@
 # A loss is a block headed by `# @elementwise_loss(...)` and holding:
 #   cdef struct Name:                 its parameters (double fields; a loss without parameters
 #                                     has one `char unused`), filled from the Python declaration
-#   Name_math(L, t, p, c, &l, &g, &h) loss, d/dp and d2/dp2 of one element; `c` is the
+#   Name_math(L, t, p, column, &l, &g, &h) loss, d/dp and d2/dp2 of one element; `column` is the
 #                                     element's column parameter (used with column=True)
 #   Name_invalid(L, t, p)             optional: BAD_Y_TRUE / BAD_Y_PRED where an element lies
 #                                     outside the loss's domain, else 0 (NaN is not: it propagates)
@@ -17,7 +17,7 @@
 cdef struct MeanSquaredError:
     char unused
 
-cdef inline void MeanSquaredError_math(MeanSquaredError L, floating t, floating p, floating c,
+cdef inline void MeanSquaredError_math(MeanSquaredError L, floating t, floating p, floating column,
                                        floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
     l[0] = d * d
@@ -29,7 +29,7 @@ cdef inline void MeanSquaredError_math(MeanSquaredError L, floating t, floating 
 cdef struct MeanAbsoluteError:
     char unused
 
-cdef inline void MeanAbsoluteError_math(MeanAbsoluteError L, floating t, floating p, floating c,
+cdef inline void MeanAbsoluteError_math(MeanAbsoluteError L, floating t, floating p, floating column,
                                         floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
     l[0] = fabs(d)
@@ -41,7 +41,7 @@ cdef inline void MeanAbsoluteError_math(MeanAbsoluteError L, floating t, floatin
 cdef struct Huber:
     double delta
 
-cdef inline void Huber_math(Huber L, floating t, floating p, floating c,
+cdef inline void Huber_math(Huber L, floating t, floating p, floating column,
                             floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
     cdef floating ad = fabs(d)
@@ -61,22 +61,22 @@ cdef struct BinaryCrossEntropyLogits:
     double smooth_shift
 
 cdef inline void BinaryCrossEntropyLogits_math(BinaryCrossEntropyLogits L, floating t,
-                                               floating p, floating c, floating* l,
+                                               floating p, floating column, floating* l,
                                                floating* g, floating* h) noexcept nogil:
-    # l = (1 + (c-1) y) softplus(-z) + (1-y) z, rewritten so that no large terms cancel:
-    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `c` is pos_weight.
+    # l = (1 + (column-1) y) softplus(-z) + (1-y) z, rewritten so that no large terms cancel:
+    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `column` is pos_weight.
     cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
     cdef floating e = f_exp(-fabs(p))
     cdef floating sp = f_log1p(e)
-    cdef floating lw = 1 + (c - 1) * y
+    cdef floating lw = 1 + (column - 1) * y
     cdef floating s_pos, s_neg
-    l[0] = lw * sp + ((1 - y) * p if p >= 0 else -c * y * p)
+    l[0] = lw * sp + ((1 - y) * p if p >= 0 else -column * y * p)
     s_pos = 1 / (1 + e)          # sigmoid(|z|)
     s_neg = e * s_pos            # sigmoid(-|z|) = 1 - sigmoid(|z|), without cancellation
     if p >= 0:
-        g[0] = (1 - y) * s_pos - c * y * s_neg
+        g[0] = (1 - y) * s_pos - column * y * s_neg
     else:
-        g[0] = (1 - y) * s_neg - c * y * s_pos
+        g[0] = (1 - y) * s_neg - column * y * s_pos
     h[0] = lw * s_pos * s_neg
 
 
@@ -90,7 +90,7 @@ cdef inline int BinaryCrossEntropyProbabilities_invalid(BinaryCrossEntropyProbab
     return BAD_Y_PRED if (p < 0) | (p > 1) else 0
 
 cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabilities L,
-                                                      floating t, floating p, floating c,
+                                                      floating t, floating p, floating column,
                                                       floating* l, floating* g,
                                                       floating* h) noexcept nogil:
     # PyTorch: each log clamped at -100; gradient (and hessian) denominators at 1e-12, which
@@ -100,12 +100,12 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     cdef floating lp = clamp_log(f_log(p))
     cdef floating l1p = clamp_log(f_log1p(-p))
     cdef floating lw, den, q
-    l[0] = -(c * y * lp + (1 - y) * l1p)
-    lw = 1 + (c - 1) * y
+    l[0] = -(column * y * lp + (1 - y) * l1p)
+    lw = 1 + (column - 1) * y
     den = p * (1 - p)
-    g[0] = (lw * p - c * y) / (eps if den < eps else den)
+    g[0] = (lw * p - column * y) / (eps if den < eps else den)
     q = 1 - p
     den = p * p
-    h[0] = c * y / (eps if den < eps else den)
+    h[0] = column * y / (eps if den < eps else den)
     den = q * q
     h[0] = h[0] + (1 - y) / (eps if den < eps else den)

@@ -221,107 +221,107 @@ cdef double _weights(cnp.ndarray w, int nt) except? -1:
     return total
 
 
-def run(Spec s, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out, hessian_out,
-        int what):
-    """Compute what `what` asks for (WANT_* bits); see fastloss._base for the semantics."""
+def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out, hessian_out,
+        int wanted):
+    """Compute wanted `wanted` asks for (WANT_* bits); see fastloss._base for the semantics."""
     cdef cnp.ndarray p = _pred(y_pred)
-    cdef int red = _reduction(reduction) if not what & WANT_HESS else RED_NONE
-    if loss_out is not None and red != RED_NONE:
+    cdef int reduction_code = _reduction(reduction) if not wanted & WANT_HESS else RED_NONE
+    if loss_out is not None and reduction_code != RED_NONE:
         _v.unused_loss_out(reduction)
-    if s.family == "rowwise":
-        return _run_rowwise(s, y_true, p, sample_weight, red, loss_out, gradient_out,
-                            hessian_out, what)
+    if spec.family == "rowwise":
+        return _run_rowwise(spec, y_true, p, sample_weight, reduction_code, loss_out, gradient_out,
+                            hessian_out, wanted)
     cdef int typ = cnp.PyArray_TYPE(p)
     cdef cnp.ndarray t = _cast(y_true, typ, (<object>p).dtype, "y_true")
     cdef cnp.ndarray w = None
     cdef int nd = cnp.PyArray_NDIM(p)
     cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(p)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(p), bad
-    cdef EwJob J
+    cdef EwJob job
     cdef double den = n, lsum = 0
     cdef list keep = []
     cdef object col = None
     if not _same_shape(t, p):
         _v.shape_error("y_true", t, (<object>p).shape)
-    J.t = cnp.PyArray_DATA(t)
-    J.p = cnp.PyArray_DATA(p)
-    J.n = n
-    J.ncol = dims[nd - 1] if nd > 0 else 1
-    J.row_len = n // dims[0] if nd > 0 and dims[0] > 0 else 1
-    J.w = NULL
-    J.w_per_row = False
-    J.what = what
-    J.col = NULL
-    J.params = PyBytes_AS_STRING(s.params)
-    J.col_scalar = s.column_scalar
-    if s.column64 is not None:
-        col = s.column64 if typ == cnp.NPY_DOUBLE else s.column32
+    job.t = cnp.PyArray_DATA(t)
+    job.p = cnp.PyArray_DATA(p)
+    job.n = n
+    job.ncol = dims[nd - 1] if nd > 0 else 1
+    job.row_len = n // dims[0] if nd > 0 and dims[0] > 0 else 1
+    job.w = NULL
+    job.w_per_row = False
+    job.wanted = wanted
+    job.columns = NULL
+    job.params = PyBytes_AS_STRING(spec.params)
+    job.col_scalar = spec.column_scalar
+    if spec.column64 is not None:
+        col = spec.column64 if typ == cnp.NPY_DOUBLE else spec.column32
         if nd == 0 or cnp.PyArray_SIZE(col) != dims[nd - 1]:
-            _v.param_shape_error(s.column_name, col, (<object>p).shape)
-        J.col = cnp.PyArray_DATA(col)
+            _v.param_shape_error(spec.column_name, col, (<object>p).shape)
+        job.columns = cnp.PyArray_DATA(col)
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight")
         if not _same_shape(w, p):
             if nd > 1 and cnp.PyArray_NDIM(w) == 1 and cnp.PyArray_DIMS(w)[0] == dims[0]:
-                J.w_per_row = True
+                job.w_per_row = True
             else:
                 _v.shape_error("sample_weight", w, (<object>p).shape, per_row=True)
-        J.w = cnp.PyArray_DATA(w)
-    J.lo = _out(loss_out, nd, dims, typ, "loss_out", keep) \
-        if what & WANT_LOSS and red == RED_NONE else NULL
-    J.go = _out(gradient_out, nd, dims, typ, "gradient_out", keep) if what & WANT_GRAD else NULL
-    J.ho = _out(hessian_out, nd, dims, typ, "hessian_out", keep) if what & WANT_HESS else NULL
+        job.w = cnp.PyArray_DATA(w)
+    job.lo = _out(loss_out, nd, dims, typ, "loss_out", keep) \
+        if wanted & WANT_LOSS and reduction_code == RED_NONE else NULL
+    job.go = _out(gradient_out, nd, dims, typ, "gradient_out", keep) if wanted & WANT_GRAD else NULL
+    job.ho = _out(hessian_out, nd, dims, typ, "hessian_out", keep) if wanted & WANT_HESS else NULL
     if loss_out is not None or gradient_out is not None or hessian_out is not None:
-        _check_overlaps(keep, _out_names(what, red), p, [t, p, w])
+        _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w])
     if w is not None:
-        den = _weights(w, s.n_threads) * J.row_len if J.w_per_row else _weights(w, s.n_threads)
-        if red == RED_MEAN and den == 0:
+        den = _weights(w, spec.n_threads) * job.row_len if job.w_per_row else _weights(w, spec.n_threads)
+        if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
-    J.gscale = 1.0 / den if red == RED_MEAN and den > 0 else 1.0
+    job.gscale = 1.0 / den if reduction_code == RED_MEAN and den > 0 else 1.0
     with nogil:
-        bad = kernels.elementwise(s.kernel, typ == cnp.NPY_DOUBLE, &J, s.n_threads, &lsum)
+        bad = kernels.elementwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &lsum)
     if bad != OK:
-        _v.kernel_error(bad, s.errors, {"y_true": t, "y_pred": p})
-    return _result(what, red, lsum, den, keep)
+        _v.kernel_error(bad, spec.errors, {"y_true": t, "y_pred": p})
+    return _result(wanted, reduction_code, lsum, den, keep)
 
 
-cdef list _out_names(int what, int red):
+cdef list _out_names(int wanted, int reduction_code):
     names = []
-    if what & WANT_LOSS and red == RED_NONE:
+    if wanted & WANT_LOSS and reduction_code == RED_NONE:
         names.append("loss_out")
-    if what & WANT_GRAD:
+    if wanted & WANT_GRAD:
         names.append("gradient_out")
-    if what & WANT_HESS:
+    if wanted & WANT_HESS:
         names.append("hessian_out")
     return names
 
 
-cdef inline object _result(int what, int red, double lsum, double den, list keep):
+cdef inline object _result(int wanted, int reduction_code, double lsum, double den, list keep):
     # `keep` holds the outputs in the order loss (only for "none"), gradient, hessian.
     cdef object lval
     cdef Py_ssize_t g = 0
-    if what & WANT_LOSS:
-        if red == RED_NONE:
+    if wanted & WANT_LOSS:
+        if reduction_code == RED_NONE:
             lval = keep[0]
             g = 1
-        elif red == RED_SUM:
+        elif reduction_code == RED_SUM:
             lval = lsum
         else:
             lval = lsum / den if den > 0 else float("nan")
-        if what & WANT_GRAD:
+        if wanted & WANT_GRAD:
             return lval, keep[g]
         return lval
-    if what & WANT_HESS:
+    if wanted & WANT_HESS:
         return keep[0], keep[1]
     return keep[0]
 
 
-cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_weight, int red,
-                         object loss_out, object gradient_out, object hessian_out, int what):
+cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_weight, int reduction_code,
+                         object loss_out, object gradient_out, object hessian_out, int wanted):
     cdef int typ = cnp.PyArray_TYPE(p)
     cdef cnp.ndarray t = None, lab = None, w = None
     cdef object cw = None
-    cdef RwJob J
+    cdef RwJob job
     cdef Py_ssize_t n, k, bad
     cdef double num = 0, den, den_main = 0
     cdef list keep = []
@@ -330,72 +330,72 @@ cdef object _run_rowwise(Spec s, object y_true, cnp.ndarray p, object sample_wei
         _v.rowwise_shape_error(p)
     n = cnp.PyArray_DIMS(p)[0]
     k = cnp.PyArray_DIMS(p)[1]
-    J.z = cnp.PyArray_DATA(p)
-    J.n = n
-    J.k = k
-    J.rows = max(1, RW_ELEMS // k) if k > 0 else 1
-    J.params = PyBytes_AS_STRING(s.params)
-    J.inputs = s.inputs
-    J.what = what
-    J.smooth = s.smooth
-    J.has_ignore = s.has_ignore
-    J.ignore = s.ignore
-    J.t = NULL
-    J.lab = NULL
-    J.w = NULL
-    J.cw = NULL
-    J.cw_sum = k
+    job.z = cnp.PyArray_DATA(p)
+    job.n = n
+    job.k = k
+    job.rows = max(1, RW_ELEMS // k) if k > 0 else 1
+    job.params = PyBytes_AS_STRING(spec.params)
+    job.inputs = spec.inputs
+    job.wanted = wanted
+    job.smooth = spec.smooth
+    job.has_ignore = spec.has_ignore
+    job.ignore = spec.ignore
+    job.t = NULL
+    job.lab = NULL
+    job.w = NULL
+    job.cw = NULL
+    job.cw_sum = k
     if k == 0:
         _v.rowwise_shape_error(p)
-    if s.labels and _v.is_labels(y_true):
+    if spec.labels and _v.is_labels(y_true):
         lab = _v.as_labels(y_true)
         if cnp.PyArray_NDIM(lab) != 1 or cnp.PyArray_DIMS(lab)[0] != n:
             _v.shape_error("y_true", lab, (n,), labels=True)
-        J.lab = <const long long*>cnp.PyArray_DATA(lab)
+        job.lab = <const long long*>cnp.PyArray_DATA(lab)
     else:
         t = _cast(y_true, typ, (<object>p).dtype, "y_true")
         if not _same_shape(t, p):
-            _v.shape_error("y_true", t, (<object>p).shape, labels=s.labels)
-        J.t = cnp.PyArray_DATA(t)
-    if s.cw64 is not None:
-        cw = s.cw64 if typ == cnp.NPY_DOUBLE else s.cw32
+            _v.shape_error("y_true", t, (<object>p).shape, labels=spec.labels)
+        job.t = cnp.PyArray_DATA(t)
+    if spec.cw64 is not None:
+        cw = spec.cw64 if typ == cnp.NPY_DOUBLE else spec.cw32
         if cnp.PyArray_SIZE(cw) != k:
             _v.param_shape_error("class_weight", cw, (<object>p).shape)
-        J.cw = cnp.PyArray_DATA(cw)
-        J.cw_sum = float(np.sum(s.cw64))
+        job.cw = cnp.PyArray_DATA(cw)
+        job.cw_sum = float(np.sum(spec.cw64))
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight")
         if cnp.PyArray_NDIM(w) != 1 or cnp.PyArray_DIMS(w)[0] != n:
             _v.shape_error("sample_weight", w, (n,))
-        J.w = cnp.PyArray_DATA(w)
+        job.w = cnp.PyArray_DATA(w)
     cdef cnp.npy_intp ndims[1]
     ndims[0] = n
-    J.lo = _out(loss_out, 1, ndims, typ, "loss_out", keep) \
-        if what & WANT_LOSS and red == RED_NONE else NULL
-    J.go = _out(gradient_out, 2, cnp.PyArray_DIMS(p), typ, "gradient_out", keep) \
-        if what & WANT_GRAD else NULL
-    J.ho = _out(hessian_out, 2, cnp.PyArray_DIMS(p), typ, "hessian_out", keep) \
-        if what & WANT_HESS else NULL
+    job.lo = _out(loss_out, 1, ndims, typ, "loss_out", keep) \
+        if wanted & WANT_LOSS and reduction_code == RED_NONE else NULL
+    job.go = _out(gradient_out, 2, cnp.PyArray_DIMS(p), typ, "gradient_out", keep) \
+        if wanted & WANT_GRAD else NULL
+    job.ho = _out(hessian_out, 2, cnp.PyArray_DIMS(p), typ, "hessian_out", keep) \
+        if wanted & WANT_HESS else NULL
     if loss_out is not None or gradient_out is not None or hessian_out is not None:
-        _check_overlaps(keep, _out_names(what, red), p, [t, p, w, lab])
+        _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w, lab])
     den = n
     if w is not None:
-        den = _weights(w, s.n_threads)
-        if red == RED_MEAN and den == 0:
+        den = _weights(w, spec.n_threads)
+        if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
-    need_den = red == RED_MEAN and what & WANT_GRAD and lab is not None \
-        and (cw is not None or s.has_ignore or w is not None)
+    need_den = reduction_code == RED_MEAN and wanted & WANT_GRAD and lab is not None \
+        and (cw is not None or spec.has_ignore or w is not None)
     if need_den:
         with nogil:
-            bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &J, s.n_threads, &den)
+            bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &den)
         if bad != OK:
-            _v.kernel_error(bad, s.errors, {"y_true": lab})
-    J.gscale = 1.0 / den if red == RED_MEAN and den > 0 else (0.0 if red == RED_MEAN else 1.0)
+            _v.kernel_error(bad, spec.errors, {"y_true": lab})
+    job.gscale = 1.0 / den if reduction_code == RED_MEAN and den > 0 else (0.0 if reduction_code == RED_MEAN else 1.0)
     with nogil:
-        bad = kernels.rowwise(s.kernel, typ == cnp.NPY_DOUBLE, &J, s.n_threads, &num, &den_main)
+        bad = kernels.rowwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &num, &den_main)
     if bad != OK:
-        _v.kernel_error(bad, s.errors, {"y_true": lab if lab is not None else t, "y_pred": p})
-    return _result(what, red, num, den_main, keep)
+        _v.kernel_error(bad, spec.errors, {"y_true": lab if lab is not None else t, "y_pred": p})
+    return _result(wanted, reduction_code, num, den_main, keep)
 
 
 def build_info():

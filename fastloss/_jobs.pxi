@@ -3,7 +3,7 @@
 # module exports in a capsule. Included by both sides, so the layouts cannot drift apart.
 
 cdef enum:
-    # Bits of a job's `what`: the quantities a call asks for.
+    # Bits of a job's `wanted`: the quantities a call asks for.
     WANT_LOSS = 1
     WANT_GRAD = 2
     WANT_HESS = 4
@@ -34,7 +34,7 @@ cdef struct EwJob:
     const void* t
     const void* p
     const void* w          # sample weights or NULL
-    const void* col        # per-column parameter (length ncol) or NULL
+    const void* columns    # per-column parameter (length ncol) or NULL
     void* lo               # per-element loss out (reduction "none") or NULL
     void* go
     void* ho
@@ -42,9 +42,9 @@ cdef struct EwJob:
     Py_ssize_t row_len     # elements per first-axis row: per-row weights cover one row each
     Py_ssize_t ncol        # length of the last axis
     bint w_per_row
-    int what
+    int wanted
     double gscale
-    double col_scalar      # the column parameter when `col` is NULL
+    double col_scalar      # the column parameter when `columns` is NULL
 
 
 cdef struct RwJob:
@@ -62,7 +62,7 @@ cdef struct RwJob:
     Py_ssize_t k
     Py_ssize_t rows         # rows per block
     int inputs              # ROWS_SOFTMAX or ROWS_PROBABILITIES
-    int what
+    int wanted
     double gscale
     double smooth           # label smoothing e
     double cw_sum           # sum of class weights (k without them)

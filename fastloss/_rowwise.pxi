@@ -13,13 +13,13 @@
 cdef double QMIN = 3.720075976020836e-44
 
 
-cdef inline bint rw_all_logs(const RwJob* J) noexcept nogil:
+cdef inline bint rw_all_logs(const RwJob* job) noexcept nogil:
     """Whether the block's prologue forms log q of every class.
 
     Labels without smoothing on probabilities need only the label's own log, which the
     row math takes itself; everything else needs them all.
     """
-    return J.inputs == ROWS_SOFTMAX or J.lab == NULL or J.smooth != 0
+    return job.inputs == ROWS_SOFTMAX or job.lab == NULL or job.smooth != 0
 
 
 cdef inline floating rw_one_minus_q(const floating* q, floating inv, double rest,
@@ -54,16 +54,16 @@ cdef inline double row_sum(const floating* x, Py_ssize_t k) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
-cdef inline bint rw_label_skipped(const RwJob* J, long long y) noexcept nogil:
+cdef inline bint rw_label_skipped(const RwJob* job, long long y) noexcept nogil:
     """An ignored row, or a label outside [0, k) (reported by the caller)."""
-    return (J.has_ignore and y == J.ignore) or y < 0 or y >= J.k
+    return (job.has_ignore and y == job.ignore) or y < 0 or y >= job.k
 
 
-cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0, Py_ssize_t r1,
+cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r0, Py_ssize_t r1,
                          double* num, double* den) noexcept nogil:
-    cdef Py_ssize_t k = J.k, m = r1 - r0, E = (r1 - r0) * J.k, i, j, r, R
-    cdef const floating* z = <const floating*>J.z + r0 * k
-    cdef const floating* cw = <const floating*>J.cw
+    cdef Py_ssize_t k = job.k, m = r1 - r0, E = (r1 - r0) * job.k, i, j, r, R
+    cdef const floating* z = <const floating*>job.z + r0 * k
+    cdef const floating* cw = <const floating*>job.cw
     cdef const floating* t = NULL
     cdef floating* go = NULL
     cdef floating* ho = NULL
@@ -77,11 +77,11 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0,
     # q is a private copy, so gradient_out may be y_pred itself.
     cdef floating* lq = logs_buf
     cdef floating* q = exps_buf
-    cdef floating mx, cwy, sc, hs, c0
+    cdef floating mx, label_weight, grad_scale, hess_scale, max_term
     cdef double loss, share, wr, num_b = 0, den_b = 0
     cdef long long y = -1
     cdef Py_ssize_t first_bad = OK
-    cdef bint grad = (J.what & WANT_GRAD) != 0, hess = (J.what & WANT_HESS) != 0
+    cdef bint grad = (job.wanted & WANT_GRAD) != 0, hess = (job.wanted & WANT_HESS) != 0
     if E > RW_ELEMS:
         lq = <floating*>malloc(E * sizeof(floating))
         q = <floating*>malloc(E * sizeof(floating))
@@ -90,7 +90,7 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0,
             free(q)
             return NOMEM
 
-    if J.inputs == ROWS_SOFTMAX:
+    if job.inputs == ROWS_SOFTMAX:
         for r in range(m):
             amax[r] = row_argmax(z + r * k, k)
             mx = z[r * k + amax[r]]
@@ -101,17 +101,17 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0,
         for r in range(m):
             # The max's own term is exp(0) = 1 exactly, unless z_max is inf: then it is NaN,
             # and adding its "- 1" makes the whole row NaN, as NumPy and PyTorch do.
-            c0 = q[r * k + amax[r]]
+            max_term = q[r * k + amax[r]]
             q[r * k + amax[r]] = 0
-            rest[r] = row_sum(q + r * k, k) + (c0 - 1)
-            q[r * k + amax[r]] = c0
+            rest[r] = row_sum(q + r * k, k) + (max_term - 1)
+            q[r * k + amax[r]] = max_term
         for r in range(m):  # a vector loop: one log1p and one division per row
             lse_buf[r] = <floating>log1p(rest[r])
             inv_buf[r] = <floating>(1 / (1 + rest[r]))
     else:
         for i in range(E):
             q[i] = z[i]
-        if rw_all_logs(J):
+        if rw_all_logs(job):
             for i in range(E):
                 lq[i] = clamp_log(f_log(q[i]))
         for r in range(m):
@@ -122,34 +122,34 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0,
 
     for r in range(m):
         R = r0 + r
-        wr = (<const floating*>J.w)[R] if J.w != NULL else 1
-        go = <floating*>J.go + R * k if grad else NULL
-        ho = <floating*>J.ho + R * k if hess else NULL
-        sc = <floating>(wr * J.gscale)
-        hs = <floating>wr
-        if J.lab != NULL:
-            y = J.lab[R]
-            if rw_label_skipped(J, y):
-                if not (J.has_ignore and y == J.ignore) and first_bad == OK:
+        wr = (<const floating*>job.w)[R] if job.w != NULL else 1
+        go = <floating*>job.go + R * k if grad else NULL
+        ho = <floating*>job.ho + R * k if hess else NULL
+        grad_scale = <floating>(wr * job.gscale)
+        hess_scale = <floating>wr
+        if job.lab != NULL:
+            y = job.lab[R]
+            if rw_label_skipped(job, y):
+                if not (job.has_ignore and y == job.ignore) and first_bad == OK:
                     first_bad = bad_element(R, BAD_Y_TRUE)
                 for j in range(k):
                     if grad:
                         go[j] = 0
                     if hess:
                         ho[j] = 0
-                if J.lo != NULL:
-                    (<floating*>J.lo)[R] = 0
+                if job.lo != NULL:
+                    (<floating*>job.lo)[R] = 0
                 continue
-            cwy = cw[y] if cw != NULL else 1
-            share = cwy   # the row's share of the "mean" normalizer (PyTorch's)
+            label_weight = cw[y] if cw != NULL else 1
+            share = label_weight   # the row's share of the "mean" normalizer (PyTorch's)
         else:
-            t = <const floating*>J.t + R * k
-            cwy = 0
+            t = <const floating*>job.t + R * k
+            label_weight = 0
             share = 1
-        loss = rw_row(L, J, lq + r * k, q + r * k, lse_buf[r], inv_buf[r], rest[r], amax[r],
-                      t, y, cwy, sc, hs, go, ho)
-        if J.lo != NULL:
-            (<floating*>J.lo)[R] = <floating>(wr * loss)
+        loss = rw_row(L, job, lq + r * k, q + r * k, lse_buf[r], inv_buf[r], rest[r], amax[r],
+                      t, y, label_weight, grad_scale, hess_scale, go, ho)
+        if job.lo != NULL:
+            (<floating*>job.lo)[R] = <floating>(wr * loss)
         num_b += wr * loss
         den_b += wr * share
 
@@ -161,20 +161,20 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* J, Py_ssize_t r0,
     return first_bad
 
 
-cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* J, int n_threads, double* num,
+cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* job, int n_threads, double* num,
                        double* den) noexcept nogil:
     cdef Partials P
-    cdef Py_ssize_t b, rows = J.rows, nb = (J.n + J.rows - 1) // J.rows
-    cdef int nt = n_threads_for(n_threads, J.n * J.k, MIN_WORK_TRANSCENDENTAL)
+    cdef Py_ssize_t b, rows = job.rows, nb = (job.n + job.rows - 1) // job.rows
+    cdef int nt = n_threads_for(n_threads, job.n * job.k, MIN_WORK_TRANSCENDENTAL)
     if partials_init(&P, nb):
         return NOMEM
     if nt == 1:
         for b in range(nb):
-            P.bad[b] = rw_block(L, tag, J, b * rows, min(J.n, (b + 1) * rows), &P.num[b],
+            P.bad[b] = rw_block(L, tag, job, b * rows, min(job.n, (b + 1) * rows), &P.num[b],
                                 &P.den[b])
     else:
         for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = rw_block(L, tag, J, b * rows, min(J.n, (b + 1) * rows), &P.num[b],
+            P.bad[b] = rw_block(L, tag, job, b * rows, min(job.n, (b + 1) * rows), &P.num[b],
                                 &P.den[b])
     for b in range(nb):
         if P.bad[b] == NOMEM:
@@ -183,39 +183,39 @@ cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* J, int n_threads, d
     return partials_finish(&P, num, den)
 
 
-cdef Py_ssize_t _label_normalizer_block(floating tag, const RwJob* J, Py_ssize_t r0,
+cdef Py_ssize_t _label_normalizer_block(floating tag, const RwJob* job, Py_ssize_t r0,
                                         Py_ssize_t r1, double* out) noexcept nogil:
     cdef Py_ssize_t r
     cdef long long y
     cdef double s = 0
-    cdef const floating* w = <const floating*>J.w
-    cdef const floating* cw = <const floating*>J.cw
+    cdef const floating* w = <const floating*>job.w
+    cdef const floating* cw = <const floating*>job.cw
     for r in range(r0, r1):
-        y = J.lab[r]
-        if J.has_ignore and y == J.ignore:
+        y = job.lab[r]
+        if job.has_ignore and y == job.ignore:
             continue
-        if rw_label_skipped(J, y):
+        if rw_label_skipped(job, y):
             return bad_element(r, BAD_Y_TRUE)
         s += (w[r] if w != NULL else 1) * (cw[y] if cw != NULL else 1)
     out[0] = s
     return OK
 
 
-cdef Py_ssize_t label_normalizer(floating tag, const RwJob* J, int n_threads,
+cdef Py_ssize_t label_normalizer(floating tag, const RwJob* job, int n_threads,
                                  double* den) noexcept nogil:
     """The normalizer of a mean over integer labels (PyTorch's), before the main pass."""
     cdef Partials P
-    cdef Py_ssize_t b, nb = (J.n + EW_BLOCK - 1) // EW_BLOCK
+    cdef Py_ssize_t b, nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
     cdef double unused
-    cdef int nt = n_threads_for(n_threads, J.n, MIN_WORK_CHEAP)
+    cdef int nt = n_threads_for(n_threads, job.n, MIN_WORK_CHEAP)
     if partials_init(&P, nb):
         return NOMEM
     if nt == 1:
         for b in range(nb):
-            P.bad[b] = _label_normalizer_block(tag, J, b * EW_BLOCK,
-                                               min(J.n, (b + 1) * EW_BLOCK), &P.num[b])
+            P.bad[b] = _label_normalizer_block(tag, job, b * EW_BLOCK,
+                                               min(job.n, (b + 1) * EW_BLOCK), &P.num[b])
     else:
         for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = _label_normalizer_block(tag, J, b * EW_BLOCK,
-                                               min(J.n, (b + 1) * EW_BLOCK), &P.num[b])
+            P.bad[b] = _label_normalizer_block(tag, job, b * EW_BLOCK,
+                                               min(job.n, (b + 1) * EW_BLOCK), &P.num[b])
     return partials_finish(&P, den, &unused)
