@@ -23,6 +23,13 @@ extern float logf(float);
 extern double log1p(double);
 #pragma omp declare simd notinbranch
 extern float log1pf(float);
+/* libmvec has vector expm1 from glibc 2.35 on; older ones keep the scalar function. */
+#if __GLIBC_PREREQ(2, 35)
+#pragma omp declare simd notinbranch
+extern double expm1(double);
+#pragma omp declare simd notinbranch
+extern float expm1f(float);
+#endif
 #define FL_HAVE_LIBMVEC 1
 #else
 #define FL_HAVE_LIBMVEC 0

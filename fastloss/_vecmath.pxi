@@ -10,6 +10,8 @@ cdef extern from "_simd_math.h" nogil:
     float logf(float)
     double log1p(double)
     float log1pf(float)
+    double expm1(double)
+    float expm1f(float)
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:
@@ -29,6 +31,12 @@ cdef inline floating f_log1p(floating x) noexcept nogil:
         return log1pf(x)
     else:
         return log1p(x)
+
+cdef inline floating f_expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
 
 cdef inline floating clamp_log(floating lx) noexcept nogil:
     # PyTorch's convention for log-probabilities: clamp at -100. NaN stays NaN.
