@@ -9,21 +9,32 @@ from typing import List, Optional
 
 from bench import peers, report
 from bench.runner import BenchError, Settings, run
-from bench.workloads import DTYPES, LOSSES, ROWWISE, all_threads, plan
+from bench.workloads import (DTYPES, LOSSES, is_rowwise, title, all_threads, choices, plan,
+                             resolve, workload_info)
 
 EPILOG = """\
-Workloads: every loss (mse, mae, huber, bce, cce, kl; the last three from logits, CCE with
-integer labels, row-wise losses with k = 10 and k = 1000 classes; sizes count elements,
-rows x k), timed as `loss` and `loss_gradient` (fastloss with a preallocated gradient_out).
---quick (default, about a minute on 2 cores): loss_gradient, float64, all threads at
+Workloads: every loss registered in fastloss.LOSSES, with its default parameters except
+from_logits=True where it has one:
+{losses}
+Row-wise losses run with k = 10 and k = 1000 classes; sizes count elements (rows x k). Each
+is timed as `loss` and `loss_gradient` (fastloss with a preallocated gradient_out).
+--quick (default; about 10 s per loss on 2 cores): loss_gradient, float64, all threads at
 10^3, 10^5, 10^7 elements, plus float32, 1 thread and `loss` alone at 10^5.
 --full: both operations, float32 and float64, 1 and all threads, 10^3..10^7, and
 "fastloss (alloc)" rows (no gradient_out: fresh arrays pay page faults at large n).
 
 Peers: NumPy expressions (always; their results are checked against fastloss's), PyTorch CPU
 functional losses with autograd and scikit-learn's sklearn._loss (unreduced) when
-importable. FASTLOSS_BENCH_DISABLE=torch,sklearn,matplotlib makes them look absent.
+importable, for the losses they have (a loss without one is timed alone, and its tables
+say "no NumPy peer" and so on). FASTLOSS_BENCH_DISABLE=torch,sklearn,matplotlib makes them
+look absent.
 """
+
+
+def epilog() -> str:
+    width = max(len(n) for n in LOSSES)
+    rows = [f"  {n:<{width}}  {title(n)}" for n in LOSSES]
+    return EPILOG.format(losses="\n".join(rows))
 
 
 def _csv(values: Optional[List[str]]) -> List[str]:
@@ -44,12 +55,15 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=(
         "Benchmark fastloss against NumPy, PyTorch and scikit-learn in one interleaved run; "
         "prints tables and writes JSON (and a PNG plot where matplotlib is installed)."),
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="a subset in about a minute (default)")
-    mode.add_argument("--full", action="store_true", help="every loss, size, dtype and thread count")
+    mode.add_argument("--quick", action="store_true",
+                      help="a subset, about 10 s per loss (default)")
+    mode.add_argument("--full", action="store_true",
+                      help="every loss, size, dtype and thread count")
     p.add_argument("--loss", action="append", metavar="NAME",
-                   help=f"only these losses (repeatable or comma-separated): {', '.join(LOSSES)}")
+                   help="only these losses (repeatable or comma-separated), by registry "
+                        f"name, class name or short alias: {choices()}")
     p.add_argument("--threads", action="append", metavar="N",
                    help=f"thread counts (comma-separated; default: all = {all_threads()}, "
                         "and 1 in part)")
@@ -64,11 +78,13 @@ def parse_args(argv):
                    help="where to write the JSON and PNG files (default ./bench_results)")
     a = p.parse_args(argv)
 
-    a.losses = _csv(a.loss) or list(LOSSES)
-    for x in a.losses:
-        if x not in LOSSES:
-            p.error(f"--loss: unknown loss {x!r}; choose from {', '.join(LOSSES)}")
-    a.losses = [x for x in LOSSES if x in a.losses]
+    chosen = set()
+    for x in _csv(a.loss):
+        try:
+            chosen.add(resolve(x))
+        except ValueError as exc:
+            p.error(f"--loss: {exc}")
+    a.losses = [x for x in LOSSES if x in chosen] if chosen else list(LOSSES)
     a.dtypes = _csv(a.dtype) or None
     for x in a.dtypes or []:
         if x not in DTYPES:
@@ -89,11 +105,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
     full = bool(a.full)
-    workloads = plan(full, a.losses, a.size_list, a.dtypes, a.thread_list)
+    try:
+        workloads = plan(full, a.losses, a.size_list, a.dtypes, a.thread_list)
+    except ValueError as exc:  # a registered loss the benchmark cannot make data for
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
     if not workloads:
         print("bench: nothing to run for these options", file=sys.stderr)
         return 2
-    elementwise = [w.n for w in workloads if w.loss not in ROWWISE]
+    elementwise = [w.n for w in workloads if not is_rowwise(w.loss)]
     settings = Settings(repeat=a.repeat or (7 if full else 5),
                         sample_s=0.02 if full else 0.005,
                         alloc=full,
@@ -140,11 +160,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(a.out, exist_ok=True)
     prefix = os.path.join(a.out, "fastloss-bench-" + time.strftime("%Y%m%d-%H%M%S"))
     checks = [dict(res["workload"].as_dict(), **c) for res in results for c in res["checks"]]
+    missing = [dict(res["workload"].as_dict(), **m) for res in results for m in res["missing"]]
+    losses_run = list(dict.fromkeys(w.loss for w in workloads))
     report.write_json(prefix + ".json", {
-        "schema": 1, "conditions": cond, "elapsed_s": elapsed,
+        "schema": 2, "conditions": cond, "elapsed_s": elapsed,
         "settings": {"repeat": settings.repeat, "min_sample_s": settings.sample_s,
                      "alloc_rows": settings.alloc, "memory_reference_n": settings.memref_n},
-        "skipped": skipped, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
+        "skipped": skipped, "losses": [workload_info(x) for x in losses_run],
+        "missing_peers": missing, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
         "checks": checks})
     png = report.plot(recs, prefix + ".png")
     print(f"\nWrote {prefix}.json" + (f"\n      {png}" if png else "")

@@ -5,6 +5,11 @@ beforehand (outside the timer), and whose ``result(out)`` turns that call's retu
 ``(mean loss, gradient of the mean loss)`` comparable with fastloss's, or None where the peer
 computes something else (a different loss or scale).
 
+fastloss's own implementation exists for every registered loss (built from the registry with
+the workload's parameters). The peers exist only where they have the loss: the NumPy,
+PyTorch and scikit-learn tables below are keyed by registry name, and a loss none of them
+has is still timed, fastloss alone (`missing` says which peers it lacks, for the report).
+
 Optional peers (PyTorch, scikit-learn) are imported only if installed;
 ``FASTLOSS_BENCH_DISABLE=torch,sklearn,matplotlib`` makes them look absent, to test that path.
 """
@@ -13,14 +18,14 @@ from __future__ import annotations
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 import fastloss as fl
-from bench.workloads import Data, Workload
+from bench.workloads import Data, Workload, make_loss, params_of, same_value
 
 Result = Tuple[float, Optional[np.ndarray]]
 
@@ -67,20 +72,10 @@ def _mean_grad(out) -> Result:
 
 
 # ---------------------------------------------------------------------------------------
-# fastloss
-
-def _fastloss_object(w: Workload):
-    cls = {"mse": fl.MeanSquaredError, "mae": fl.MeanAbsoluteError, "huber": fl.Huber,
-           "bce": fl.BinaryCrossEntropy, "cce": fl.CategoricalCrossEntropy,
-           "kl": fl.KLDivergence}[w.loss]
-    params = {"from_logits": True} if w.loss in ("bce", "cce", "kl") else {}
-    if w.loss == "huber":
-        params["delta"] = 1.0
-    return cls(n_threads=w.threads, **params)
-
+# fastloss: any registered loss, with the workload's parameters (bench.workloads.params_of)
 
 def fastloss_impls(w: Workload, d: Data, alloc: bool) -> List[Impl]:
-    obj = _fastloss_object(w)
+    obj = make_loss(w.loss, w.threads)
     if w.op == "loss":
         return [Impl("fastloss", "fastloss", partial(obj.loss, d.y_true, d.y_pred), _mean_grad)]
     buf = np.empty_like(d.y_pred)
@@ -144,29 +139,105 @@ def np_kl_logits(t, z, grad):
     return (loss, (e / se - t) / n) if grad else loss
 
 
-NUMPY = {"mse": np_mse, "mae": np_mae, "huber": np_huber, "bce": np_bce_logits,
-         "cce": np_cce_logits, "kl": np_kl_logits}
+# ---------------------------------------------------------------------------------------
+# Which peer computes which loss. Peers exist only for some losses: every table is keyed by
+# the registry name, and a loss (or a parameter setting) missing from one is benchmarked
+# without that peer; the report says so ("no NumPy peer") rather than dropping the row.
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer's version of one loss: ``make``, valid only where the workload's parameters
+    (`bench.workloads.params_of`) have the values in ``requires``; the parameters named in
+    ``passes`` are handed to ``make`` as keywords."""
+    make: Callable
+    requires: Mapping[str, object] = field(default_factory=dict)
+    passes: Tuple[str, ...] = ()
 
 
-def numpy_impl(w: Workload, d: Data) -> Impl:
-    fn = partial(NUMPY[w.loss], d.y_true, d.y_pred, w.op == "loss_gradient")
+# Parameters at their defaults: plain, unweighted, unsmoothed losses on logits.
+_LOGITS_PLAIN_BCE = {"from_logits": True, "pos_weight": None, "label_smoothing": 0.0}
+_LOGITS_PLAIN_CCE = {"from_logits": True, "class_weight": None, "label_smoothing": 0.0,
+                     "ignore_index": None}
+
+NUMPY = {
+    "mean_squared_error": Peer(np_mse),
+    "mean_absolute_error": Peer(np_mae),
+    "huber": Peer(np_huber, passes=("delta",)),
+    "binary_cross_entropy": Peer(np_bce_logits, _LOGITS_PLAIN_BCE),
+    "categorical_cross_entropy": Peer(np_cce_logits, _LOGITS_PLAIN_CCE),
+    "kl_divergence": Peer(np_kl_logits, {"from_logits": True}),
+}
+
+
+def _torch_losses():
+    F = TORCH.module.nn.functional
+    return {
+        "mean_squared_error": Peer(lambda t: lambda x: F.mse_loss(x, t)),
+        "mean_absolute_error": Peer(lambda t: lambda x: F.l1_loss(x, t)),
+        "huber": Peer(lambda t, delta: lambda x: F.huber_loss(x, t, delta=delta),
+                      passes=("delta",)),
+        "binary_cross_entropy": Peer(
+            lambda t: lambda x: F.binary_cross_entropy_with_logits(x, t), _LOGITS_PLAIN_BCE),
+        "categorical_cross_entropy": Peer(lambda t: lambda x: F.cross_entropy(x, t),
+                                          _LOGITS_PLAIN_CCE),
+        "kl_divergence": Peer(
+            lambda t: lambda x: F.kl_div(F.log_softmax(x, dim=1), t, reduction="batchmean"),
+            {"from_logits": True}),
+    }
+
+
+def _sklearn_losses():
+    # make(k, **passes) -> (sklearn._loss object, scale to our loss, labels as floats?)
+    L = importlib.import_module("sklearn._loss.loss")
+    return {
+        # Half squared error is half of ours.
+        "mean_squared_error": Peer(lambda k: (L.HalfSquaredError(), 2.0, False)),
+        "mean_absolute_error": Peer(lambda k: (L.AbsoluteError(), 1.0, False)),
+        "huber": Peer(lambda k, delta: (L.HuberLoss(delta=delta), 1.0, False),
+                      passes=("delta",)),
+        "binary_cross_entropy": Peer(lambda k: (L.HalfBinomialLoss(), 1.0, False),
+                                     _LOGITS_PLAIN_BCE),
+        # sklearn takes class labels as floats of the prediction's dtype.
+        "categorical_cross_entropy": Peer(
+            lambda k: (L.HalfMultinomialLoss(n_classes=k), 1.0, True), _LOGITS_PLAIN_CCE),
+        # kl_divergence: no equivalent.
+    }
+
+
+PEER_NAMES = {"numpy": "NumPy", "torch": "PyTorch", "sklearn": "scikit-learn"}
+
+
+def _lookup(kind: str, table, w: Workload):
+    """``(peer, keywords for make)``, or ``(None, why there is none)``."""
+    peer = table.get(w.loss)
+    if peer is None:
+        return None, f"no {PEER_NAMES[kind]} peer"
+    params = params_of(w.loss)
+    off = [f"{k}={params.get(k)!r}" for k, v in peer.requires.items()
+           if not same_value(params.get(k), v)]
+    if off:
+        return None, f"no {PEER_NAMES[kind]} peer for {', '.join(off)}"
+    return peer, {k: params[k] for k in peer.passes}
+
+
+def numpy_impl(w: Workload, d: Data) -> Optional[Impl]:
+    peer, kw = _lookup("numpy", NUMPY, w)
+    if peer is None:
+        return None
+    fn = partial(peer.make, d.y_true, d.y_pred, w.op == "loss_gradient", **kw)
     return Impl("NumPy (1 thread)", "numpy", fn, _mean_grad)
 
 
 # ---------------------------------------------------------------------------------------
 # PyTorch CPU: functional losses, autograd for the gradient
 
-def torch_impl(w: Workload, d: Data) -> Impl:
+def torch_impl(w: Workload, d: Data) -> Optional[Impl]:
+    peer, kw = _lookup("torch", _torch_losses(), w)
+    if peer is None:
+        return None
     torch = TORCH.module
-    F = torch.nn.functional
     torch.set_num_threads(w.threads)
-    t = torch.from_numpy(d.y_true)
-    f = {"mse": lambda x: F.mse_loss(x, t),
-         "mae": lambda x: F.l1_loss(x, t),
-         "huber": lambda x: F.huber_loss(x, t, delta=1.0),
-         "bce": lambda x: F.binary_cross_entropy_with_logits(x, t),
-         "cce": lambda x: F.cross_entropy(x, t),
-         "kl": lambda x: F.kl_div(F.log_softmax(x, dim=1), t, reduction="batchmean")}[w.loss]
+    f = peer.make(torch.from_numpy(d.y_true), **kw)
     name = "PyTorch"
     if w.op == "loss":
         p = torch.from_numpy(d.y_pred)
@@ -193,17 +264,13 @@ def torch_impl(w: Workload, d: Data) -> Impl:
 # scikit-learn's private sklearn._loss: unreduced per-element (per-row) loss and gradient
 
 def sklearn_impl(w: Workload, d: Data) -> Optional[Impl]:
-    if w.loss == "kl":
-        return None  # no equivalent
-    L = importlib.import_module("sklearn._loss.loss")
-    obj = {"mse": lambda: L.HalfSquaredError(), "mae": lambda: L.AbsoluteError(),
-           "huber": lambda: L.HuberLoss(delta=1.0), "bce": lambda: L.HalfBinomialLoss(),
-           "cce": lambda: L.HalfMultinomialLoss(n_classes=w.k)}[w.loss]()
-    # sklearn takes class labels as floats of the prediction's dtype.
-    y = d.y_true.astype(d.y_pred.dtype) if w.loss == "cce" else d.y_true
+    peer, kw = _lookup("sklearn", _sklearn_losses(), w)
+    if peer is None:
+        return None
+    obj, scale, float_labels = peer.make(w.k, **kw)
+    y = d.y_true.astype(d.y_pred.dtype) if float_labels else d.y_true
     loss_out = np.empty(w.rows, dtype=d.y_pred.dtype)
-    # Half squared error is half of ours; all are unreduced (gradient not divided by n).
-    scale = 2.0 if w.loss == "mse" else 1.0
+    # All are unreduced (gradient not divided by n); ``scale`` maps their loss onto ours.
     if w.op == "loss":
         fn = partial(obj.loss, y, d.y_pred, loss_out=loss_out, n_threads=w.threads)
 
@@ -243,14 +310,31 @@ def memory_reference(w: Workload, d: Data) -> Impl:
                 close=pool.shutdown)
 
 
-def build(w: Workload, d: Data, *, alloc: bool, memref: bool) -> List[Impl]:
-    impls = fastloss_impls(w, d, alloc) + [numpy_impl(w, d)]
+def missing(w: Workload) -> List[dict]:
+    """The peers that are installed but have no version of this workload's loss (with these
+    parameters): ``[{"kind", "peer", "reason"}]``. Peers that are not installed are said once,
+    in the run's header, not per workload."""
+    tables = [("numpy", lambda: NUMPY)]
     if TORCH.module is not None:
-        impls.append(torch_impl(w, d))
+        tables.append(("torch", _torch_losses))
     if SKLEARN.module is not None:
-        sk = sklearn_impl(w, d)
-        if sk is not None:
-            impls.append(sk)
+        tables.append(("sklearn", _sklearn_losses))
+    out = []
+    for kind, table in tables:
+        peer, why = _lookup(kind, table(), w)
+        if peer is None:
+            out.append({"kind": kind, "peer": PEER_NAMES[kind], "reason": why})
+    return out
+
+
+def build(w: Workload, d: Data, *, alloc: bool, memref: bool) -> List[Impl]:
+    """fastloss first (the reference of every check), then each peer that has this loss."""
+    impls = fastloss_impls(w, d, alloc)
+    for available, make in ((True, numpy_impl), (TORCH.module is not None, torch_impl),
+                            (SKLEARN.module is not None, sklearn_impl)):
+        impl = make(w, d) if available else None
+        if impl is not None:
+            impls.append(impl)
     if memref:
         impls.append(memory_reference(w, d))
     return impls

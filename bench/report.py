@@ -13,7 +13,8 @@ import numpy as np
 
 import fastloss
 from bench import peers
-from bench.workloads import LOSSES, ROWWISE, TITLES, Workload, headline_workloads
+from bench.workloads import (LOSSES, is_rowwise, title, Workload, headline_workloads,
+                             short_name)
 
 PEER_KINDS = (("numpy", "NumPy"), ("torch", "PyTorch"), ("sklearn", "sklearn"))
 
@@ -128,13 +129,14 @@ def records(results, memref_n: Optional[int]) -> List[dict]:
         fast = res["timings"][0].stats()["median_s"]
         for t in res["timings"]:
             st = t.stats()
-            rec = dict(w.as_dict(), impl=t.impl, kind=t.kind, calls_per_sample=t.number,
-                       repeats=len(t.samples), samples_s=t.samples, **st,
+            rec = dict(w.as_dict(), title=title(w.loss), impl=t.impl, kind=t.kind,
+                       calls_per_sample=t.number, repeats=len(t.samples), samples_s=t.samples,
+                       **st,
                        elements_per_s=w.n / st["median_s"],
                        workload_wall_s=res.get("wall_s"))
             if t.kind not in ("fastloss", "memref"):
                 rec["fastloss_speedup"] = st["median_s"] / fast
-            if w.loss not in ROWWISE and w.op == "loss_gradient" and w.n == memref_n:
+            if not is_rowwise(w.loss) and w.op == "loss_gradient" and w.n == memref_n:
                 nbytes = 3 * np.dtype(w.dtype).itemsize * w.n
                 rec["bytes_moved"] = nbytes
                 rec["bandwidth_GBps"] = nbytes / st["median_s"] / 1e9
@@ -162,11 +164,13 @@ def _unit(s: float) -> str:
 
 
 def _title(w: Workload) -> str:
-    return (f"{TITLES[w.loss]} | {w.op} | {w.shape} | {w.dtype} | "
+    return (f"{title(w.loss)} | {w.op} | {w.shape} | {w.dtype} | "
             f"{w.threads} thread{'s' if w.threads > 1 else ''}")
 
 
-def workload_table(w: Workload, recs: List[dict], headline: bool) -> str:
+def workload_table(w: Workload, recs: List[dict], headline: bool, missing=()) -> str:
+    """The timings of one workload, one row per implementation; a peer that is installed but
+    has no version of this loss gets a row saying so (e.g. "no NumPy peer")."""
     lines = [f"-- {_title(w)}" + ("   [headline]" if headline else "")]
     lines.append(f"   {'implementation':<40} {'median':>10}  {'IQR (25-75%)':>21}  "
                  f"{'Gelem/s':>8}  {'fastloss speed-up':>17}")
@@ -176,6 +180,8 @@ def workload_table(w: Workload, recs: List[dict], headline: bool) -> str:
         sp = _ratio(r["fastloss_speedup"]) if "fastloss_speedup" in r else ""
         lines.append(f"   {r['impl']:<40} {fmt_time(r['median_s']):>10}  {iqr:>21}  "
                      f"{r['elements_per_s'] / 1e9:>8.3f}  {sp:>17}")
+    for m in missing:
+        lines.append(f"   {m['peer']:<40} {'-':>10}  {m['reason']}")
     return "\n".join(lines)
 
 
@@ -186,7 +192,7 @@ def _headline_label(w: Workload) -> str:
         r = w.rows
         re_ = int(round(np.log10(r)))
         size = (f"{'10^%d' % re_ if r == 10**re_ else f'{r:,}'} rows x k={w.k}")
-    return f"{w.loss.upper()} {size}"
+    return f"{short_name(w.loss).upper()} {size}"
 
 
 def headline(recs: List[dict], threads: int) -> (str, List[dict]):
@@ -238,12 +244,13 @@ def bandwidth(recs: List[dict]) -> (str, List[dict]):
     if not rows:
         return "", rows
     n = rows[0]["n_elements"]
+    width = max(7, 2 + max(len(short_name(r["loss"])) for r in rows))
     lines = [f"Memory bandwidth of elementwise loss_gradient at n={n:,} "
              f"(bytes = 3 arrays x itemsize x n: read y_true, read y_pred, write gradient)",
-             f"   {'loss':<7}{'dtype':<9}{'threads':>7}  {'fastloss GB/s':>13}  "
+             f"   {'loss':<{width}}{'dtype':<9}{'threads':>7}  {'fastloss GB/s':>13}  "
              f"{'np.add ref GB/s':>15}  {'fraction':>8}"]
     for r in rows:
-        lines.append(f"   {r['loss']:<7}{r['dtype']:<9}{r['threads']:>7}  "
+        lines.append(f"   {short_name(r['loss']):<{width}}{r['dtype']:<9}{r['threads']:>7}  "
                      f"{r['fastloss_GBps']:>13.1f}  {r['memory_reference_GBps']:>15.1f}  "
                      f"{r['fraction']:>8.2f}")
     lines.append("   (the reference is np.add(y_true, y_pred, out=buf), the same traffic, split "
@@ -267,12 +274,14 @@ def tables(results, recs: List[dict], headline_threads: int) -> str:
         by_key.setdefault(_key(r), []).append(r)
     out = []
     for loss in LOSSES:
-        mine = [res["workload"] for res in results if res["workload"].loss == loss]
+        mine = [res for res in results if res["workload"].loss == loss]
         if not mine:
             continue
-        out.append(f"\n== {TITLES[loss]} " + "=" * max(0, 90 - len(TITLES[loss])))
-        for w in mine:
-            out.append(workload_table(w, by_key[_wkey(w)], _wkey(w) in heads))
+        out.append(f"\n== {title(loss)} " + "=" * max(0, 90 - len(title(loss))))
+        for res in mine:
+            w = res["workload"]
+            out.append(workload_table(w, by_key[_wkey(w)], _wkey(w) in heads,
+                                      res.get("missing", ())))
     return "\n".join(out)
 
 
@@ -321,7 +330,7 @@ def plot(recs: List[dict], path: str) -> Optional[str]:
                     label=impl + (f", k={k}" if k else ""))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(TITLES[loss], fontsize=10)
+        ax.set_title(title(loss), fontsize=10)
         ax.set_xlabel("elements")
         ax.set_ylabel("elements / s")
         ax.grid(True, which="both", alpha=0.3)

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from bench import peers
-from bench.workloads import ROWWISE, Data, Workload, make_data
+from bench.workloads import is_rowwise, Data, Workload, input_kinds, make_data, make_loss
 
 
 class BenchError(RuntimeError):
@@ -96,6 +96,17 @@ def _tolerances(w: Workload, kind: str):
     return 1e-9, 1e-12
 
 
+def _check_finite(w: Workload, ref: peers.Result) -> None:
+    """fastloss's own result on the benchmark's data must be finite: where no peer checks a
+    loss, this at least catches data outside its domain (a generator that does not fit)."""
+    value, grad = ref
+    if not np.isfinite(value) or (grad is not None and not np.all(np.isfinite(grad))):
+        raise BenchError(f"fastloss gave a non-finite result on {w.label} (loss {value!r}): "
+                         f"the benchmark's data for {make_loss(w.loss)!r} "
+                         f"(inputs {input_kinds(w.loss)}) do not suit it; see "
+                         f"GENERATORS in bench/workloads.py")
+
+
 def _check(w: Workload, ref: peers.Result, impl: peers.Impl, out) -> Optional[dict]:
     """Compare one peer's result with fastloss's; raise BenchError if they disagree."""
     if impl.result is None:
@@ -103,7 +114,7 @@ def _check(w: Workload, ref: peers.Result, impl: peers.Impl, out) -> Optional[di
     value, grad = impl.result(out)
     ref_value, ref_grad = ref
     rtol, atol_frac = _tolerances(w, impl.kind)
-    rec = {"impl": impl.name, "loss": value, "fastloss_loss": ref_value,
+    rec = {"impl": impl.name, "peer_loss": value, "fastloss_loss": ref_value,
            "loss_rel_diff": abs(value - ref_value) / max(abs(ref_value), 1e-300)}
     problems = []
     if not np.isclose(value, ref_value, rtol=rtol, atol=0):
@@ -153,12 +164,13 @@ class Progress:
 
 def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
     impls = peers.build(w, data, alloc=s.alloc and w.op == "loss_gradient",
-                        memref=(w.op == "loss_gradient" and w.loss not in ROWWISE
+                        memref=(w.op == "loss_gradient" and not is_rowwise(w.loss)
                                 and w.n == s.memref_n))
     try:
         # Warm-up: one call each, whose results are checked before anything is timed.
         outs = [impl.fn() for impl in impls]
         ref = impls[0].result(outs[0])
+        _check_finite(w, ref)
         checks = [c for impl, out in zip(impls[1:], outs[1:])
                   if (c := _check(w, ref, impl, out)) is not None]
         del outs, ref
@@ -185,7 +197,7 @@ def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
         for impl in impls:
             if impl.close:
                 impl.close()
-    return {"workload": w, "timings": timings, "checks": checks}
+    return {"workload": w, "timings": timings, "checks": checks, "missing": peers.missing(w)}
 
 
 def run(workloads: List[Workload], s: Settings, stream=sys.stderr) -> List[dict]:

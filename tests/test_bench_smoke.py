@@ -1,23 +1,45 @@
 """The benchmark (`python -m bench`) runs end to end on tiny sizes, with or without its
-optional peers (PyTorch, scikit-learn, matplotlib)."""
+optional peers (PyTorch, scikit-learn, matplotlib), for every loss in `fastloss.LOSSES`:
+a newly registered loss that the benchmark cannot run fails here."""
 import glob
+import io
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_bench(out_dir, disable=""):
+def _import_bench():
+    # bench/ is not installed: import it from the repository root, as `python -m bench` does.
+    # bench/__init__.py then decides which fastloss to use (the installed package unless the
+    # source folder holds an in-place build), so sys.path is restored right after.
+    saved = list(sys.path)
+    sys.path.insert(0, ROOT)
+    try:
+        import bench  # noqa: F401
+        from bench import cli, peers, report, runner, workloads
+    finally:
+        sys.path[:] = saved
+    return cli, peers, report, runner, workloads
+
+
+cli, peers, report, runner, W = _import_bench()
+fl = W.fl
+ALL = list(fl.LOSSES)
+
+
+def run_bench(out_dir, disable="", args=()):
     env = dict(os.environ, FASTLOSS_BENCH_DISABLE=disable)
     # From the repository root, as users run it: bench/__init__.py must then find the
     # installed fastloss, not the bare source folder.
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--sizes", "1000", "--repeat", "1",
-         "--loss", "mse,cce", "--out", str(out_dir)],
+         "--out", str(out_dir), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     files = glob.glob(os.path.join(str(out_dir), "*.json"))
@@ -32,17 +54,148 @@ def test_bench_smoke(tmp_path, disable):
     data, stdout = run_bench(tmp_path, disable)
     results = data["results"]
     assert results
-    assert {r["loss"] for r in results} == {"mse", "cce"}
+    # Every registered loss is benchmarked by default, each under its title.
+    assert {r["loss"] for r in results} == set(ALL)
+    assert [x["loss"] for x in data["losses"]] == ALL
+    for name in ALL:
+        assert f"== {W.title(name)} " in stdout
+        assert any(r["loss"] == name and r["kind"] == "fastloss" for r in results)
     kinds = {r["kind"] for r in results}
     assert {"fastloss", "numpy"} <= kinds
     for r in results:
         assert r["median_s"] > 0 and r["elements_per_s"] > 0
         assert r["repeats"] == 1
-    # NumPy ran and was checked against fastloss on every workload.
-    assert {c["impl"] for c in data["checks"]} >= {"NumPy (1 thread)"}
+    # NumPy ran and was checked against fastloss wherever it has the loss; elsewhere the
+    # report says there is no NumPy peer.
+    checked = {c["loss"] for c in data["checks"] if c["impl"] == "NumPy (1 thread)"}
+    assert checked == {x for x in ALL if x in peers.NUMPY}
+    assert {m["loss"] for m in data["missing_peers"] if m["kind"] == "numpy"} == \
+        {x for x in ALL if x not in peers.NUMPY}
     assert "MSE n=10^3" in stdout  # the headline row present at these sizes
     if disable:
         assert kinds <= {"fastloss", "numpy", "memref"}
         assert {s["peer"] for s in data["skipped"]} == {"torch", "sklearn", "matplotlib"}
         assert not glob.glob(os.path.join(str(tmp_path), "*.png"))
     assert data["conditions"]["fastloss_config"]["active_isa"]
+
+
+def test_bench_loss_option_takes_aliases(tmp_path):
+    data, stdout = run_bench(tmp_path, "torch,sklearn,matplotlib",
+                             ["--loss", "mse", "--loss", "categorical_cross_entropy",
+                              "--threads", "1", "--dtype", "float64"])
+    assert {r["loss"] for r in data["results"]} == {"mean_squared_error",
+                                                      "categorical_cross_entropy"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_registered_loss_is_benchmarked(name):
+    """Each loss through every operation, dtype, thread setting and shape the benchmark
+    has, at 1000 elements, in process: data made from its declared input kinds, fastloss
+    (and fastloss-alloc) timed, and its peers, where it has any, checked against it."""
+    threads = sorted({1, W.all_threads()})
+    ws = W.plan(True, [name], sizes=[1000], threads=threads)
+    assert ws and {w.loss for w in ws} == {name}
+    assert {w.op for w in ws} == set(W.OPS) and {w.dtype for w in ws} == set(W.DTYPES)
+    assert all((w.k is not None) == W.is_rowwise(name) for w in ws)
+    s = runner.Settings(repeat=1, sample_s=0.0005, alloc=True, memref_n=1000)
+    results = runner.run(ws, s, stream=io.StringIO())
+    recs = report.records(results, s.memref_n)
+    for res in results:
+        kinds = [t.kind for t in res["timings"]]
+        assert kinds[0] == "fastloss"
+        assert ("fastloss-alloc" in kinds) == (res["workload"].op == "loss_gradient")
+        if name in peers.NUMPY:
+            assert "numpy" in kinds and any(c["impl"].startswith("NumPy") for c in res["checks"])
+        else:
+            assert {"kind": "numpy", "peer": "NumPy", "reason": "no NumPy peer"} in res["missing"]
+    text = report.tables(results, recs, max(threads))
+    assert f"== {W.title(name)} " in text
+    report.bandwidth(recs)
+    report.headline(recs, max(threads))
+    info = W.workload_info(name)
+    json.dumps(info)
+    assert set(info["inputs"].values()) <= set(W.GENERATORS)
+
+
+def test_a_loss_without_peers_is_timed_alone_and_reported(monkeypatch):
+    monkeypatch.delitem(peers.NUMPY, "huber")
+    monkeypatch.setattr(peers.TORCH, "module", None)
+    monkeypatch.setattr(peers.SKLEARN, "module", None)
+    w = W.Workload("huber", "loss_gradient", 1000, None, "float64", 1)
+    s = runner.Settings(repeat=1, sample_s=0.0005, alloc=True, memref_n=None)
+    results = runner.run([w], s, stream=io.StringIO())
+    assert [t.kind for t in results[0]["timings"]] == ["fastloss", "fastloss-alloc"]
+    assert [c["impl"] for c in results[0]["checks"]] == ["fastloss (alloc)"]
+    recs = report.records(results, None)
+    text = report.tables(results, recs, 1)
+    row = next(line for line in text.splitlines() if "no NumPy peer" in line)
+    assert row.split()[0] == "NumPy"
+    assert report.bandwidth(recs) == ("", [])
+
+
+def test_every_data_kind_has_a_generator():
+    from fastloss._registry import DATA_KINDS
+    assert set(DATA_KINDS) <= set(W.GENERATORS)
+    rng = np.random.default_rng(0)
+    for dt in (np.dtype("float32"), np.dtype("float64")):
+        b = W.gen_binary(rng, 1000, None, dt)
+        assert b.dtype == dt and set(np.unique(b)) == {0.0, 1.0}
+        p = W.gen_probability(rng, 1000, None, dt)
+        assert p.dtype == dt and p.min() > 0 and p.max() < 1
+        q = W.gen_probability(rng, 1000, 10, dt)
+        assert q.shape == (100, 10) and np.allclose(q.sum(axis=1), 1, atol=1e-5)
+        t = W.gen_distribution(rng, 1000, 10, dt)
+        assert t.shape == (100, 10) and t.min() > 0 and np.allclose(t.sum(axis=1), 1, atol=1e-5)
+        lab = W.gen_labels(rng, 1000, 10, dt)
+        assert lab.dtype == np.int64 and lab.shape == (100,) and 0 <= lab.min() <= lab.max() < 10
+    with pytest.raises(ValueError, match="elementwise"):
+        W.gen_labels(rng, 1000, None, np.dtype("float64"))
+
+
+def test_a_kind_without_generator_fails_loudly(monkeypatch):
+    monkeypatch.delitem(W.GENERATORS, "real")
+    with pytest.raises(ValueError, match=r"no data generator for the data kind 'real'.*"
+                                         r"GENERATORS in bench/workloads.py"):
+        W.plan(False, ["mean_squared_error"], sizes=[1000])
+
+
+def test_data_of_the_first_losses():
+    """The six original losses keep the data they had: d ~ N(0, 2) for regression, 0/1
+    targets with N(0, 4) logits for BCE, uniform labels with N(0, 1) logits for CCE,
+    softmax-normalised targets for KL (elementwise data bit for bit as before)."""
+    n, k = 200_000, 10
+    for name in ("mean_squared_error", "mean_absolute_error", "huber"):
+        d = W.make_data(name, n, None, "float64")
+        rng = np.random.default_rng(0)
+        assert np.array_equal(d.y_true, rng.standard_normal(n))
+        assert np.array_equal(d.y_pred, rng.standard_normal(n))
+    d = W.make_data("binary_cross_entropy", n, None, "float32")
+    assert d.y_true.dtype == d.y_pred.dtype == np.float32
+    assert set(np.unique(d.y_true)) == {0, 1} and abs(d.y_true.mean() - 0.5) < 0.01
+    assert abs(d.y_pred.std() - 2) < 0.02
+    d = W.make_data("categorical_cross_entropy", n, k, "float64")
+    assert d.y_true.dtype == np.int64 and d.y_true.shape == (n // k,)
+    assert np.all(np.abs(np.bincount(d.y_true, minlength=k) / (n // k) - 1 / k) < 0.01)
+    assert d.y_pred.shape == (n // k, k) and abs(d.y_pred.std() - 1) < 0.02
+    d = W.make_data("kl_divergence", n, k, "float64")
+    assert d.y_true.shape == d.y_pred.shape == (n // k, k)
+    assert d.y_true.min() > 0 and np.allclose(d.y_true.sum(axis=1), 1)
+    assert abs(d.y_pred.std() - 1) < 0.02
+
+
+def test_registry_names_titles_and_aliases():
+    assert list(W.LOSSES) == ALL
+    assert W.title("binary_cross_entropy") == "BinaryCrossEntropy(from_logits=True)"
+    assert W.title("categorical_cross_entropy").startswith(
+        "CategoricalCrossEntropy(from_logits=True)")
+    for name in ALL:
+        cls = fl.LOSSES[name]
+        assert W.title(name).startswith(cls.__name__)
+        assert W.resolve(name) == W.resolve(cls.__name__) == name
+        if any(p.name == "from_logits" for p in cls.params):
+            assert W.params_of(name)["from_logits"] is True
+    assert W.resolve("mse") == "mean_squared_error" and W.resolve("KL") == "kl_divergence"
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        W.resolve("nope")
+    a = cli.parse_args(["--loss", "kl,mse", "--loss", "Huber"])
+    assert a.losses == [x for x in ALL if x in ("mean_squared_error", "huber", "kl_divergence")]
