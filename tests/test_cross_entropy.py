@@ -1163,25 +1163,27 @@ def test_bit_identical_across_thread_counts(dtype, which):
         for a, b in zip(first[3:], other[3:]):
             np.testing.assert_array_equal(a, b)
     # the functional forms agree with the class (and with each other across threads)
-    f = {"bce": fl.binary_cross_entropy, "cce": fl.categorical_cross_entropy,
-         "kl": fl.kl_divergence}[which.split("_")[0]]
-    assert f(yt, yp, n_threads=3, **params) == first[0]
+    assert cls.functional(yt, yp, n_threads=3, **params) == first[0]
 
 
 # ======================================================================================
 # Shapes and parameters
 # ======================================================================================
 
-@pytest.mark.parametrize("cls", [fl.CategoricalCrossEntropy, fl.KLDivergence])
+ROWWISE_CLASSES = [c for c in fl.LOSSES.values() if c.family == "rowwise"]   # every row-wise loss
+
+
+@pytest.mark.parametrize("cls", ROWWISE_CLASSES, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("shape", [(6,), (2, 3, 4), (), (3, 0)])
 def test_rowwise_y_pred_must_be_2d(cls, shape):
     yp = np.full(shape, 0.5)
     yt = np.full(shape, 0.5)
-    obj = cls(from_logits=True)
+    names = {p.name for p in cls.params}
+    obj = cls(**({"from_logits": True} if "from_logits" in names else {}))
     for method in ("loss", "gradient", "gradient_hessian"):
         with pytest.raises(ValueError, match="y_pred"):
             getattr(obj, method)(yt, yp)
-    if cls is fl.CategoricalCrossEntropy and len(shape) >= 1:
+    if cls.inputs({p.name: p.default for p in cls.params})["y_true"] == "labels" and len(shape) >= 1:
         with pytest.raises(ValueError, match="y_pred"):
             obj(np.zeros(shape[0], np.int64), yp)
 
@@ -1264,9 +1266,7 @@ def test_pos_weight_length_and_shapes():
 def test_constructor_errors(cls, kw, name):
     with pytest.raises(ValueError, match=name):
         cls(**kw)
-    func = {fl.BinaryCrossEntropy: fl.binary_cross_entropy,
-            fl.CategoricalCrossEntropy: fl.categorical_cross_entropy,
-            fl.KLDivergence: fl.kl_divergence}[cls]
+    func = getattr(fl, cls.function)             # the functional the registry made for it
     with pytest.raises(ValueError, match=name):
         func(np.zeros((2, 2)), np.full((2, 2), 0.5), **kw)
 

@@ -1,0 +1,736 @@
+"""The test suite's one table of loss references: `REFERENCES`, keyed by the name of each loss's
+functional in `fastloss.LOSSES` (``"huber"``, ``"binary_cross_entropy"``, ...).
+
+Declaring a loss in fastloss (see fastloss/_registry.py) puts it into every test matrix at once
+(tests/test_registry.py, tests/test_hardening.py); the one test-side edit a new loss needs is its
+entry here. A declared loss without one makes the suite fail (`reference_for`), and so does a
+declared data kind (``cls.inputs(params)``) without a generator here (`data_kind`).
+
+An entry (`Reference`) holds, for one loss:
+
+* ``values(params, t, p)``: independent float64 NumPy formulas -- none calls fastloss.
+  ``params`` is the full parameter dict (defaults filled in); ``t`` and ``p`` are arrays as
+  fastloss sees them: ``p`` in y_pred's dtype, ``t`` cast to that dtype (integer class labels,
+  as int64, excepted). Elementwise losses return per-element ``l``, ``g``, ``h`` (loss, its
+  derivative and second derivative w.r.t. y_pred) and ``ml``, ``mg``, ``mh``: the size of the
+  terms each is made of, which sets the tolerances (cancellation between terms is judged
+  against the terms, not their difference). Row-wise losses return the per-row loss ``l``,
+  per-element ``g`` and ``h`` (the diagonal of each row's hessian), ``ml``/``mg``/``mh``,
+  ``dn`` (a row's share of the ``"mean"`` normalizer), ``skip``/``bad`` (ignored rows, rows
+  with an invalid label) and three masks of known-bug locations (``nanq``, ``anyq``,
+  ``oddrow``) that tests/test_hardening.py tolerates only with its TOLERATE_KNOWN_BUGS switch.
+* ``domain(params, t, p)``: ``{argument: bool mask of the elements (rows, for labels) outside
+  the loss's domain}`` for each argument the loss checks (empty: nothing is checked). A
+  ValueError naming the argument and the first offending index is then the contract.
+* ``kinks(params, t, p, radius)``: bool mask of the ``y_pred`` elements within ``radius`` of a
+  point where the loss is not twice differentiable (or a clamp switches on), or None when it is
+  smooth everywhere; finite-difference checks skip those elements.
+* ``peers``: other implementations (`Peer`) to compare with where they are installed, or None
+  with ``no_peer`` saying why there is none.
+
+The data generators (`DATA`) make inputs of each `fastloss._registry.DATA_KINDS` kind: well
+behaved arrays for the registry matrix (``make``) and the fuzzing's ingredients (bases and
+lists of special values, `specials`).
+
+Tolerances (the references compute in float64 from the inputs as fastloss sees them):
+float64: rtol 1e-10; float32: rtol 1e-6 (16 ulp), per element
+``rtol * (|expected| + the term sizes)`` -- see tests/test_hardening.py's docstring.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+RTOL = {F32: 1e-6, F64: 1e-10}
+QMIN = 3.720075976020836e-44       # exp(-100): below it the clamped log is constant
+# torch's BCE epsilon is the float32 constant 1e-12 (in float64 computations too).
+BCE_EPS = float(np.float32(1e-12))
+SUB = {F64: 5e-324, F32: 1e-45}
+HUGE = {F64: 1e300, F32: 1e37}     # capped so that 2*d and sums of two stay finite
+
+
+# =============================================================================================
+# The table's entries
+# =============================================================================================
+
+@dataclass(frozen=True)
+class Peer:
+    """Another implementation of a loss, compared with fastloss where ``module`` imports.
+
+    ``loss(module, params, t, p)`` gives, in float64, the unweighted per-element (per-row)
+    loss for ``reduction="none"``, or the mean for ``reduction="mean"``. ``applies(params,
+    labels)`` says which settings it covers (``labels``: y_true holds integer class labels).
+    """
+    name: str
+    module: str
+    loss: Callable
+    reduction: str = "none"
+    applies: Callable = lambda params, labels: True
+
+    def load(self):
+        """The peer's module, or None where it is not installed."""
+        try:
+            return importlib.import_module(self.module)
+        except ImportError:
+            return None
+
+
+def _no_domain(params, t, p):
+    return {}
+
+
+def _smooth(params, t, p, radius):
+    return None
+
+
+@dataclass(frozen=True)
+class Reference:
+    family: str                                   # "elementwise" or "rowwise", as declared
+    values: Callable                              # (params, t, p) -> dict (see module doc)
+    peers: Optional[Tuple[Peer, ...]]             # None: no peer, and `no_peer` says why
+    no_peer: str = ""
+    domain: Callable = _no_domain                 # (params, t, p) -> {argument: bad mask}
+    kinks: Callable = _smooth                     # (params, t, p, radius) -> mask or None
+    # Optional, for tests/test_registry.py::test_accuracy_against_mpmath: the exact math of
+    # one element, (params, t, p) -> (loss, gradient, hessian) as mpmath numbers, and the
+    # inputs that probe it, (params, dtype) -> (t, p) arrays (elementwise losses).
+    exact: Optional[Callable] = None
+    exact_inputs: Optional[Callable] = None
+
+
+def reference_for(name: str) -> Reference:
+    """The table's entry for the loss whose functional is ``name``; a clear failure if none."""
+    try:
+        return REFERENCES[name]
+    except KeyError:
+        raise AssertionError(
+            f"loss {name!r} is declared in fastloss.LOSSES but has no NumPy reference in "
+            f"tests/references.py: add REFERENCES[{name!r}] = Reference(family, values, peers "
+            f"(or None with no_peer='why'), domain, kinks) there") from None
+
+
+# =============================================================================================
+# Shared NumPy helpers (float64)
+# =============================================================================================
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _sigmoid(x):
+    """Stable logistic function: no overflow, NaN stays NaN."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _clamped_log(x):
+    """PyTorch's log for probabilities: log clamped at -100; NaN stays NaN."""
+    with np.errstate(all="ignore"):
+        return np.maximum(np.log(_f64(x)), -100.0)
+
+
+def _xlogx(t):
+    """t log t with 0 log 0 = 0 and +inf for t < 0, as scipy.special.rel_entr's first term."""
+    t = _f64(t)
+    with np.errstate(all="ignore"):
+        return np.where(t > 0, t * np.log(np.where(t > 0, t, 1)),
+                        np.where(t == 0, 0.0, np.where(t < 0, np.inf, t)))
+
+
+def _diff(t, p):
+    """d = p - t formed in y_pred's dtype (one IEEE operation, as any implementation in that
+    dtype must), and as float64."""
+    with np.errstate(all="ignore"):
+        d_dt = p - t
+    return d_dt, _f64(d_dt)
+
+
+def _terms(l, g, h):
+    return dict(l=l, g=g, h=h, ml=np.abs(l), mg=np.abs(g), mh=np.abs(h))
+
+
+# =============================================================================================
+# Elementwise references: per-element (loss, gradient, hessian) and the size of their terms
+# =============================================================================================
+
+def ref_mean_squared_error(params, t, p):
+    with np.errstate(all="ignore"):
+        _, d = _diff(t, p)
+        l, g = d * d, 2 * d
+        h = np.where(np.isnan(d), np.nan, 2.0)
+    return _terms(l, g, h)
+
+
+def ref_mean_absolute_error(params, t, p):
+    with np.errstate(all="ignore"):
+        _, d = _diff(t, p)
+        l, g = np.abs(d), np.sign(d)
+        h = np.where(np.isnan(d), np.nan, 0.0)
+    return _terms(l, g, h)
+
+
+def ref_huber(params, t, p):
+    dt = p.dtype
+    delta = float(params["delta"])
+    with np.errstate(all="ignore"):
+        d_dt, d = _diff(t, p)
+        isnan = np.isnan(d)
+        inside = np.abs(d_dt) < dt.type(delta)        # the branch, in the working dtype
+        l = np.where(inside, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))
+        g = np.where(inside, d, delta * np.sign(d))
+        h = np.where(inside, 1.0, np.where(isnan, np.nan, 0.0))
+    return _terms(l, g, h)
+
+
+def ref_binary_cross_entropy(params, t, p):
+    dt = p.dtype
+    with np.errstate(all="ignore"):
+        # Smoothed targets in the working dtype.
+        e = float(params["label_smoothing"])
+        y = _f64(t * dt.type(1 - e) + dt.type(e / 2))
+        pw = params["pos_weight"]
+        if pw is None:
+            c = np.ones(p.shape)
+        else:
+            c = np.broadcast_to(_f64(np.asarray(pw, dtype=np.float64).astype(dt)), p.shape)
+        z = _f64(p)
+        lw = 1 + (c - 1) * y
+        if params["from_logits"]:
+            # The stable form documented in BinaryCrossEntropy's docstring (torch's, pos_weight
+            # included): (1 + (pw-1) y) log1p(exp(-|z|)) + ((1-y) z if z >= 0 else -pw y z).
+            sp = np.log1p(np.exp(-np.abs(z)))
+            lin = np.where(z >= 0, (1 - y) * z, -c * y * z)
+            l = lw * sp + lin
+            sz, snz = _sigmoid(z), _sigmoid(-z)
+            g = (1 - y) * sz - c * y * snz              # = (1 + (pw-1) y) sigmoid(z) - pw y
+            h = lw * sz * snz
+            ay = np.abs(y)
+            ml = np.abs(lw * sp) + np.abs(lin) + ay * (np.abs(c - 1) * sp + np.maximum(1, c) * np.abs(z))
+            mg = np.abs((1 - y) * sz) + np.abs(c * y * snz) + ay * (sz + c * snz)
+            mh = (1 + 2 * np.abs(c - 1) * ay) * sz * snz
+        else:
+            # torch.nn.functional.binary_cross_entropy: logs clamped at -100, gradient and
+            # hessian denominators at float32(1e-12).
+            lp, l1p = _clamped_log(z), np.maximum(np.log1p(-z), -100.0)
+            l = -(c * y * lp + (1 - y) * l1p)
+            den = np.maximum(z * (1 - z), BCE_EPS)
+            g = (lw * z - c * y) / den
+            d1, d2 = np.maximum(z * z, BCE_EPS), np.maximum((1 - z) ** 2, BCE_EPS)
+            h = c * y / d1 + (1 - y) / d2
+            ay = np.abs(y)
+            ml = np.abs(c * y * lp) + np.abs((1 - y) * l1p) + ay * (np.abs(c * lp) + np.abs(l1p))
+            # (the last terms: a subnormal numerator, rounded to the subnormal grid of the
+            # dtype, is amplified by up to 1e12 by the clamped denominator)
+            sub = 4 * float(np.finfo(dt).smallest_subnormal) / RTOL[dt]
+            mg = (np.abs(lw * z) + np.abs(c * y) + ay * (np.abs(c - 1) * np.abs(z) + c) + sub) / den
+            mh = np.abs(c * y / d1) + np.abs((1 - y) / d2) + ay * (c / d1 + 1 / d2) + \
+                sub * (1 / d1 + 1 / d2)
+    return dict(l=l, g=g, h=h, ml=ml, mg=mg, mh=mh)
+
+
+# =============================================================================================
+# Row-wise references: categorical cross-entropy and KL divergence share the softmax
+# =============================================================================================
+
+def _rowwise(params, t, p, targets):
+    """Per-row loss and per-element gradient/hessian (unweighted, unscaled) of a loss whose
+    row is ``sum_j(target terms) - sum_j a_j log q_j``; ``targets`` gives the a_j and the
+    target-only terms (see `_cce_targets`, `_kl_targets`)."""
+    dt = p.dtype
+    eps = float(np.finfo(dt).eps)
+    z = _f64(p)
+    n, k = z.shape
+    logits = params["from_logits"]
+    with np.errstate(all="ignore"):
+        if logits:
+            # log-softmax with the log-sum-exp as log1p(sum of the non-max terms), so that a
+            # tiny loss (one logit far ahead) keeps its relative precision.
+            m = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1))
+            zm = z - m
+            ez = np.exp(zm)
+            rows = np.arange(n)
+            amax = np.argmax(z, axis=1) if n else np.zeros(0, int)
+            finite_max = zm[rows, amax] == 0
+            rest_terms = ez.copy()
+            rest_terms[rows, amax] = 0
+            rest = rest_terms.sum(axis=1)
+            lse = np.where(finite_max, np.log1p(rest), np.log(ez.sum(axis=1)))[:, None]
+            s = np.where(finite_max, 1 + rest, ez.sum(axis=1))[:, None]
+            lq = zm - lse
+            q = ez / s
+            qerr = 8 * eps * (np.abs(zm) + np.abs(lse)) if dt == F32 else np.zeros_like(z)
+            qerr = np.where(np.isfinite(qerr), qerr, 0.0)
+        else:
+            q = z
+            lq = _clamped_log(z)
+            qerr = np.zeros_like(z)
+        a, loss, mag, dn, skip, bad = targets(params, t, lq, n, k, dt)
+        big_a = a.sum(axis=1, keepdims=True)
+        if logits:
+            # the loss is A * lse - sum_j a_j (z_j - max z): the float32 rounding of z - max z
+            # makes lse = log(sum_j q_j ...) err by sum_j q_j qerr_j (0 in float64)
+            mag = mag + np.abs(big_a[:, 0]) * (q * qerr).sum(axis=1) / RTOL[dt]
+        if logits:
+            g = q * big_a - a
+            h = big_a * q * (1 - q)
+            mg = np.abs(q * big_a) * (1 + qerr / RTOL[dt]) + np.abs(a)
+            mh = np.abs(big_a) * np.abs(q) * (1 + qerr / RTOL[dt])
+        else:
+            live = q > QMIN                          # 0 where the log is clamped
+            g = np.where(live, -a / np.where(live, q, 1), 0.0)
+            h = np.where(live, a / np.where(live, q * q, 1), 0.0)
+            # NaN in y_pred propagates (API.md: "NaN and inf in the data propagate").
+            g = np.where(np.isnan(q), np.nan, g)
+            h = np.where(np.isnan(q), np.nan, h)
+            mg, mh = np.abs(g), np.abs(h)
+        # Where two bugs fixed since would show (test_hardening.py tolerates these masks only
+        # with TOLERATE_KNOWN_BUGS): test_bug_rowwise_probabilities_nan_gradient (0 instead of
+        # NaN) and test_bug_rowwise_logits_inf_max_gradient (a row whose largest logit is +inf,
+        # or a one-class row holding NaN/inf, with a finite gradient/hessian, not NaN).
+        nanq = np.isnan(q) & (not logits)
+        if logits and n:
+            odd = (z.max(axis=1) == np.inf) | ((k == 1) & ~np.isfinite(z[:, 0]))
+            anyq = np.broadcast_to(odd[:, None], z.shape)
+        else:
+            odd = np.zeros(n, bool)
+            anyq = np.zeros(z.shape, bool)
+        dead = (skip | bad)
+        loss = np.where(dead, 0.0, loss)
+        mag = np.where(dead, 0.0, mag)
+        dn = np.where(dead, 0.0, dn)
+        g = np.where(dead[:, None], 0.0, g)
+        h = np.where(dead[:, None], 0.0, h)
+        mg = np.where(dead[:, None], 0.0, mg)
+        mh = np.where(dead[:, None], 0.0, mh)
+    return dict(l=loss, ml=mag, g=g, h=h, mg=mg, mh=mh, dn=dn, skip=skip, bad=bad, nanq=nanq,
+                anyq=anyq, oddrow=odd & ~dead)
+
+
+def _labels(t):
+    """Whether y_true holds integer class labels (rather than target rows)."""
+    return np.asarray(t).dtype.kind in "biu"
+
+
+def _bad_labels(params, t, k):
+    """(ignored rows, rows whose label is outside [0, k) and not ignore_index)."""
+    y = np.asarray(t, dtype=np.int64)
+    ig = params.get("ignore_index")
+    skip = (y == ig) if ig is not None else np.zeros(y.shape, bool)
+    return skip, ~skip & ((y < 0) | (y >= k))
+
+
+def _cce_targets(params, t, lq, n, k, dt):
+    """a_j = w_j t_j (integer labels: torch's smoothing), the row losses and normalizers."""
+    e = float(params["label_smoothing"])
+    cw_param = params["class_weight"]
+    cw = np.ones(k) if cw_param is None else _f64(np.asarray(cw_param, np.float64).astype(dt))
+    if _labels(t):
+        y = np.asarray(t, dtype=np.int64)
+        skip, bad = _bad_labels(params, y, k)
+        ok = ~skip & ~bad
+        ys = np.where(ok, y, 0)
+        e_dt, ek = float(dt.type(e)), float(dt.type(e / k))
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), ys] = 1.0
+        cwy = cw[ys]
+        a = ek * cw[None, :] + (1 - e_dt) * cwy[:, None] * onehot
+        lq_y = lq[np.arange(n), ys]
+        # torch: (1 - e) * nll + e/k * smoothing term (the latter only when e != 0)
+        loss = -(1 - e_dt) * cwy * lq_y
+        mag = np.abs(loss)
+        if e != 0:
+            term = ek * (cw[None, :] * lq)
+            loss = loss - term.sum(axis=1)
+            mag = mag + np.abs(term).sum(axis=1)
+        return a, loss, mag, cwy, skip, bad
+    a = _f64((t * dt.type(1 - e) + dt.type(e / k)) * cw.astype(dt))
+    terms = a * lq
+    return a, -terms.sum(axis=1), np.abs(terms).sum(axis=1), np.ones(n), \
+        np.zeros(n, bool), np.zeros(n, bool)
+
+
+def _kl_targets(params, t, lq, n, k, dt):
+    """KL divergence: a = t, plus sum t log t (0 log 0 = 0)."""
+    a = _f64(t)
+    xl = _xlogx(a)
+    terms = a * lq
+    return a, xl.sum(axis=1) - terms.sum(axis=1), \
+        np.abs(xl).sum(axis=1) + np.abs(terms).sum(axis=1), np.ones(n), \
+        np.zeros(n, bool), np.zeros(n, bool)
+
+
+def ref_categorical_cross_entropy(params, t, p):
+    return _rowwise(params, t, p, _cce_targets)
+
+
+def ref_kl_divergence(params, t, p):
+    return _rowwise(params, t, p, _kl_targets)
+
+
+# =============================================================================================
+# Domains and kinks
+# =============================================================================================
+
+def _probabilities_domain(params, t, p):
+    """BCE on probabilities checks y_pred in [0, 1] (NaN is not checked: it propagates)."""
+    if params["from_logits"]:
+        return {}
+    with np.errstate(invalid="ignore"):
+        return {"y_pred": (p < 0) | (p > 1)}
+
+
+def _labels_domain(params, t, p):
+    """Integer labels must lie in [0, n_classes) unless they are ignore_index (per row)."""
+    if not _labels(t):
+        return {}
+    return {"y_true": _bad_labels(params, t, p.shape[1])[1]}
+
+
+def _abs_kink(params, t, p, radius):
+    return np.abs(_f64(p) - _f64(t)) <= radius
+
+
+def _huber_kinks(params, t, p, radius):
+    return np.abs(np.abs(_f64(p) - _f64(t)) - float(params["delta"])) <= radius
+
+
+def _bce_kinks(params, t, p, radius):
+    if params["from_logits"]:
+        return None
+    q = _f64(p)      # the clamps of the logs (exp(-100)) and of the denominators (1e-12, p**2)
+    return (q <= 1e-6 + radius) | (q >= 1 - 1e-6 - radius)
+
+
+def _rowwise_kinks(params, t, p, radius):
+    if params["from_logits"]:
+        return None
+    return _f64(p) <= QMIN + radius        # the log's clamp at -100
+
+
+# =============================================================================================
+# Peers
+# =============================================================================================
+
+def _np(x):
+    """A peer's result as a float64 NumPy array (torch tensors included)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _tt(torch, a):
+    return torch.from_numpy(np.array(a, dtype=np.float64))
+
+
+def _smoothed(params, t):
+    e = float(params["label_smoothing"])
+    return _f64(t) * (1 - e) + e / 2
+
+
+def _pos_weight(params, shape):
+    pw = params["pos_weight"]
+    return np.ones(shape) if pw is None else np.broadcast_to(_f64(pw), shape)
+
+
+def _torch_bce(torch, prm, t, p):
+    F = torch.nn.functional
+    y = _tt(torch, _smoothed(prm, t))
+    if prm["from_logits"]:
+        pw = None if prm["pos_weight"] is None else _tt(torch, np.atleast_1d(_f64(prm["pos_weight"])))
+        return _np(F.binary_cross_entropy_with_logits(_tt(torch, p), y, pos_weight=pw,
+                                                      reduction="none"))
+    return _np(F.binary_cross_entropy(_tt(torch, p), y, reduction="none"))
+
+
+def _scipy_bce(sps, prm, t, p):
+    y, z = _smoothed(prm, t), _f64(p)
+    pw = _pos_weight(prm, z.shape)
+    if prm["from_logits"]:
+        return -(pw * y * sps.log_expit(z) + (1 - y) * sps.log_expit(-z))
+    return -(pw * sps.xlogy(y, z) + sps.xlog1py(1 - y, -z))
+
+
+def _torch_cce(torch, prm, t, p):
+    F = torch.nn.functional
+    w = None if prm["class_weight"] is None else _tt(torch, prm["class_weight"])
+    ig = -100 if prm["ignore_index"] is None else int(prm["ignore_index"])
+    target = torch.from_numpy(np.asarray(t, np.int64)) if _labels(t) else _tt(torch, t)
+    if prm["from_logits"]:
+        return _np(F.cross_entropy(_tt(torch, p), target, weight=w, ignore_index=ig,
+                                   reduction="none",
+                                   label_smoothing=float(prm["label_smoothing"])))
+    logq = torch.log(_tt(torch, p)).clamp(min=-100)
+    return _np(F.nll_loss(logq, target, weight=w, ignore_index=ig, reduction="none"))
+
+
+def _torch_kl(torch, prm, t, p):
+    F = torch.nn.functional
+    z = _tt(torch, p)
+    logq = F.log_softmax(z, dim=1) if prm["from_logits"] else torch.log(z).clamp(min=-100)
+    return _np(F.kl_div(logq, _tt(torch, t), reduction="none").sum(1))
+
+
+def _scipy_kl(sps, prm, t, p):
+    q = sps.softmax(_f64(p), axis=1) if prm["from_logits"] else _f64(p)
+    return sps.rel_entr(_f64(t), q).sum(axis=1)
+
+
+def _torch(fname, **kw):
+    def loss(torch, prm, t, p):
+        f = getattr(torch.nn.functional, fname)
+        return _np(f(_tt(torch, p), _tt(torch, t), reduction="none",
+                     **{k: prm[v] for k, v in kw.items()}))
+    return loss
+
+
+def _sklearn(fname):
+    def loss(metrics, prm, t, p):
+        return float(getattr(metrics, fname)(_f64(t).ravel(), _f64(p).ravel()))
+    return loss
+
+
+# =============================================================================================
+# THE TABLE: one entry per loss, keyed by the name of its functional in fastloss.LOSSES
+# =============================================================================================
+
+REFERENCES: Dict[str, Reference] = {
+    "mean_squared_error": Reference(
+        "elementwise", ref_mean_squared_error,
+        peers=(Peer("torch.nn.functional.mse_loss", "torch", _torch("mse_loss")),
+               Peer("sklearn.metrics.mean_squared_error", "sklearn.metrics",
+                    _sklearn("mean_squared_error"), reduction="mean"))),
+    "mean_absolute_error": Reference(
+        "elementwise", ref_mean_absolute_error, kinks=_abs_kink,
+        peers=(Peer("torch.nn.functional.l1_loss", "torch", _torch("l1_loss")),
+               Peer("sklearn.metrics.mean_absolute_error", "sklearn.metrics",
+                    _sklearn("mean_absolute_error"), reduction="mean"))),
+    "huber": Reference(
+        "elementwise", ref_huber, kinks=_huber_kinks,
+        peers=(Peer("torch.nn.functional.huber_loss", "torch", _torch("huber_loss", delta="delta")),
+               Peer("scipy.special.huber", "scipy.special",
+                    lambda sps, prm, t, p: sps.huber(float(prm["delta"]), _f64(p) - _f64(t))))),
+    "binary_cross_entropy": Reference(
+        "elementwise", ref_binary_cross_entropy, domain=_probabilities_domain, kinks=_bce_kinks,
+        peers=(Peer("torch.nn.functional.binary_cross_entropy(_with_logits)", "torch", _torch_bce,
+                    # torch has no pos_weight on probabilities
+                    applies=lambda prm, labels: prm["from_logits"] or prm["pos_weight"] is None),
+               Peer("scipy.special.log_expit / xlogy / xlog1py", "scipy.special", _scipy_bce))),
+    "categorical_cross_entropy": Reference(
+        "rowwise", ref_categorical_cross_entropy, domain=_labels_domain, kinks=_rowwise_kinks,
+        peers=(Peer("torch.nn.functional.cross_entropy / nll_loss", "torch", _torch_cce,
+                    # probabilities: nll_loss of the clamped log, labels without smoothing only
+                    applies=lambda prm, labels: prm["from_logits"] or (
+                        labels and prm["label_smoothing"] == 0)),)),
+    "kl_divergence": Reference(
+        "rowwise", ref_kl_divergence, kinks=_rowwise_kinks,
+        peers=(Peer("torch.nn.functional.kl_div(..., reduction='none').sum(1)", "torch", _torch_kl),
+               Peer("scipy.special.rel_entr(t, q).sum(1)", "scipy.special", _scipy_kl))),
+}
+
+
+# =============================================================================================
+# Data: generators per data kind (fastloss._registry.DATA_KINDS)
+# =============================================================================================
+
+def _make_real(rng, shape, dtype, params, form, partner):
+    if partner is None or np.shape(partner) != tuple(shape) or partner.dtype.kind != "f":
+        return rng.normal(size=shape).astype(dtype)
+    # a prediction near its target, |d| spread from 1e-3 to ~10: both sides of any threshold
+    scale = 10.0 ** rng.uniform(-3, 0.7, size=shape)
+    return (_f64(partner) + rng.normal(size=shape) * scale).astype(dtype)
+
+
+def _make_logit(rng, shape, dtype, params, form, partner):
+    return (rng.normal(size=shape) * 3).astype(dtype)
+
+
+def _make_probability(rng, shape, dtype, params, form, partner):
+    return rng.uniform(0.02, 0.98, size=shape).astype(dtype)
+
+
+def _make_binary(rng, shape, dtype, params, form, partner):
+    hard = (rng.random(shape) < 0.4).astype(np.float64)
+    return np.where(rng.random(shape) < 0.5, hard, rng.random(shape)).astype(dtype)
+
+
+def _soft_rows(rng, shape, dtype, zeros=0.0):
+    r = rng.random(shape) ** 3
+    if zeros:
+        r[rng.random(shape) < zeros] = 0.0
+        r[r.sum(axis=1) == 0, 0] = 1.0
+    return (r / r.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def _make_labels(rng, shape, dtype, params, form, partner):
+    n, k = shape
+    if form == "targets":
+        return _soft_rows(rng, shape, dtype)
+    y = rng.integers(0, k, size=n)
+    ig = params.get("ignore_index")
+    if ig is not None and -2**63 <= ig < 2**63:
+        y[::7] = ig                               # some ignored rows
+    return y
+
+
+def _make_distribution(rng, shape, dtype, params, form, partner):
+    return _soft_rows(rng, shape, dtype, zeros=0.15)   # exact zeros: 0 log 0
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """How to make values of one data kind.
+
+    ``make(rng, shape, dtype, params, form, partner)``: well-behaved values for y_pred's
+    ``shape`` (``partner``: the y_true already made, for a y_pred; ``form``: one of ``forms``).
+    Fuzzing (tests/test_hardening.py): a random base array (one of ``float_bases`` /
+    ``int_bases``, by the dtype) with special values from the `specials` lists mixed in:
+    ``specials``; ``unchecked`` instead where the loss does not check this argument's domain;
+    ``bad`` (values outside the domain) in some invalid-argument ("chaos") cases where it does;
+    ``odd`` in a few cases. ``rows``: the values are target rows (normalized at times);
+    ``rare_value``: put into a few cases (unchecked, it propagates).
+    """
+    make: Callable
+    forms: Tuple[str, ...] = ("",)
+    float_bases: Tuple[str, ...] = ("normal",)
+    int_bases: Tuple[str, ...] = ("smallint",)
+    specials: str = "real"
+    unchecked: Optional[str] = None
+    bad: Optional[str] = None
+    odd: Optional[str] = None
+    rows: bool = False
+    rare_value: Optional[float] = None
+
+
+DATA: Dict[str, DataKind] = {
+    "real": DataKind(_make_real),
+    "logit": DataKind(_make_logit, specials="logit"),
+    "probability": DataKind(_make_probability, float_bases=("uniform",), int_bases=("binary",),
+                            specials="prob", unchecked="rprob", bad="bad_prob"),
+    "binary": DataKind(_make_binary, float_bases=("binary", "uniform"),
+                       int_bases=("binary", "uniform"), specials="target", odd="odd_target"),
+    # integer labels (n,) or target rows of y_pred's shape
+    "labels": DataKind(_make_labels, forms=("labels", "targets"), float_bases=("uniform", "binary"),
+                       int_bases=("uniform", "binary"), specials="soft", rows=True),
+    "distribution": DataKind(_make_distribution, float_bases=("uniform", "binary"),
+                             int_bases=("uniform", "binary"), specials="soft", rows=True,
+                             rare_value=-0.25),          # rel_entr: +inf
+}
+
+
+def data_kind(kind: str, loss: str = "?") -> DataKind:
+    """The generator of a data kind; a clear failure for a kind this file does not know."""
+    try:
+        return DATA[kind]
+    except KeyError:
+        raise AssertionError(
+            f"data kind {kind!r} (declared by loss {loss!r} in its inputs()) has no generator in "
+            f"tests/references.py: add DATA[{kind!r}] = DataKind(...) there") from None
+
+
+def specials(dt, name):
+    """The fuzzing's special values of one list (see `DataKind`), for dtype ``dt``."""
+    dt = np.dtype(dt) if np.dtype(dt) in (F32, F64) else F64
+    s, h = SUB[dt], HUGE[dt]
+    if name == "real":
+        return [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, s, -s, 1e-30, h, -h, 0.5, 1e-12]
+    if name == "logit":
+        return [0.0, -0.0, np.inf, -np.inf, np.nan, h, -h, 1e30, -1e30, 40.0, -40.0, 100.0,
+                -100.0, 800.0, -800.0, s, -s]
+    if name == "prob":
+        return [0.0, -0.0, 1.0, np.nan, s, 1e-12, 1 - 1e-7, 0.5, 3e-44, 1e-300]
+    if name == "bad_prob":
+        return [-1e-3, 1.5, np.inf, -np.inf, -s, 1 + 1e-6]
+    if name == "target":
+        return [0.0, 1.0, 0.5, np.nan, 0.0, 1.0]
+    if name == "odd_target":
+        # soft targets outside [0, 1] (not checked, not specified): moderate ones only, since
+        # the float32 underflow of sigmoid(-|z|) would be amplified by a huge target.
+        return [-1.0, 2.0, -0.5, 1.5]
+    if name == "soft":
+        return [0.0, 1.0, np.nan, 1e-300, s, 0.5]
+    if name == "rprob":
+        return [0.0, 1.0, np.nan, s, 1e-45, 2.0, np.inf, 1e-300, 3e-44]
+    raise AssertionError(f"no special-value list {name!r} in tests/references.py")
+
+
+# =============================================================================================
+# Enumerating the declarations (reads `cls.params` / `cls.inputs` only; no fastloss call)
+# =============================================================================================
+
+def full_params(cls, params=None) -> dict:
+    """Every parameter of a loss class: ``params`` with the defaults filled in."""
+    params = {} if params is None else params
+    return {p.name: params.get(p.name, p.default) for p in cls.params}
+
+
+def param_settings(cls):
+    """``[(label, params)]``: the defaults, then each example value of each parameter on its
+    own (the others at their defaults)."""
+    base = full_params(cls)
+    out = [("default", dict(base))]
+    for p in cls.params:
+        for v in p.examples:
+            out.append((f"{p.name}={v!r}", dict(base, **{p.name: v})))
+    return out
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One cell of a registry matrix: a loss, its parameters and the form of its data."""
+    name: str
+    cls: Any
+    label: str
+    params: Mapping[str, Any]
+    kinds: Mapping[str, str]
+    form: str
+
+    @property
+    def id(self):
+        """e.g. ``huber``, ``huber(delta=0.7)``, ``categorical_cross_entropy-labels``."""
+        label = "" if self.label == "default" else f"({self.label.replace(' ', '')})"
+        return f"{self.name}{label}" + (f"-{self.form}" if self.form else "")
+
+    @property
+    def rowwise(self):
+        return self.cls.family == "rowwise"
+
+    @property
+    def labels(self):
+        return self.kinds["y_true"] == "labels" and self.form == "labels"
+
+    def data(self, rng, shape, dtype):
+        """(y_true, y_pred) for y_pred's ``shape``, made by the kinds' generators."""
+        t = data_kind(self.kinds["y_true"], self.name).make(
+            rng, shape, dtype, self.params, self.form, None)
+        p = data_kind(self.kinds["y_pred"], self.name).make(
+            rng, shape, dtype, self.params, self.form, t)
+        return t, p
+
+
+def settings(losses) -> list:
+    """Every `Setting` of every loss in ``losses`` (fastloss.LOSSES): each parameter setting of
+    `param_settings`, times each form of its y_true's data kind."""
+    out = []
+    for name, cls in losses.items():
+        for label, params in param_settings(cls):
+            kinds = dict(cls.inputs(params))
+            for arg in ("y_true", "y_pred"):
+                data_kind(kinds[arg], name)               # known, or fail here
+            for form in data_kind(kinds["y_true"], name).forms:
+                out.append(Setting(name, cls, label, params, kinds, form))
+    return out
+
+
+def checked_arguments(name, params) -> set:
+    """The arguments whose values the loss checks (keys of its reference's domain)."""
+    ref = reference_for(name)
+    probe_t, probe_p = np.zeros((1, 1)), np.full((1, 1), 0.5)
+    checked = set(ref.domain(params, probe_t, probe_p))
+    checked |= set(ref.domain(params, np.zeros(1, np.int64), probe_p))
+    return checked
