@@ -35,6 +35,17 @@ extern float expm1f(float);
 #define FL_HAVE_LIBMVEC 0
 #endif
 
+/* x * y + z rounded once where the target has FMA instructions (where gcc would otherwise
+ * contract some x * y + z and not others), else as written (nothing is contracted there).
+ * Either way every loop computes it alike, whichever outputs it keeps. */
+#ifdef __FMA__
+static inline double fl_fma(double x, double y, double z) { return __builtin_fma(x, y, z); }
+static inline float fl_fmaf(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+#else
+static inline double fl_fma(double x, double y, double z) { return x * y + z; }
+static inline float fl_fmaf(float x, float y, float z) { return x * y + z; }
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #define FL_OPENMP 1

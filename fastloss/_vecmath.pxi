@@ -12,6 +12,8 @@ cdef extern from "_simd_math.h" nogil:
     float log1pf(float)
     double expm1(double)
     float expm1f(float)
+    double fl_fma(double, double, double)
+    float fl_fmaf(float, float, float)
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:
@@ -37,6 +39,14 @@ cdef inline floating f_expm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
+
+cdef inline floating f_fma(floating x, floating y, floating z) noexcept nogil:
+    # x * y + z, computed alike in every loop (see fl_fma in _simd_math.h): a kernel writes it
+    # where gcc's contraction would otherwise depend on which outputs a loop keeps.
+    if floating is float:
+        return fl_fmaf(x, y, z)
+    else:
+        return fl_fma(x, y, z)
 
 cdef inline floating clamp_log(floating lx) noexcept nogil:
     # PyTorch's convention for log-probabilities: clamp at -100. NaN stays NaN.
