@@ -241,5 +241,42 @@ class KLDivergence(Loss):
                 "y_pred": "logit" if p["from_logits"] else "probability"}
 
 
+@register
+class LogCosh(Loss):
+    """Log-cosh loss, elementwise: ``l = log(cosh(y_pred - y_true))``.
+
+    Gradient ``tanh(d)``, hessian ``1 - tanh(d)**2`` (``d = y_pred - y_true``): quadratic
+    (``d**2 / 2``) near 0, linear (``|d| - log 2``) far from it, smooth everywhere. Computed
+    from ``exp(-|d|)`` and ``expm1(-|d|)`` without overflow at any ``d`` (``|d| = 1e3`` gives
+    ``999.3068...``) and with full relative precision at tiny ``d`` (``1e-8`` gives
+    ``5e-17``). Equals ``keras.losses.log_cosh`` and ``optax.losses.log_cosh`` (whose
+    formula ``d + softplus(-2 d) - log 2`` loses the tiny values to cancellation).
+
+    Notes
+    -----
+    Measured max relative error against mpmath (50 digits) over ``d = +-10**x``, ``x`` in
+    [-12, 3] (8002 points; where the exact value is a normal number of the dtype):
+    float64 loss 6.4e-16, gradient 5.3e-16, hessian 8.8e-16; float32 3.6e-7, 2.1e-7,
+    4.5e-7, the worst of the baseline, AVX2 and AVX-512 kernels
+    (``tests/test_registry.py::test_accuracy_against_mpmath``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.LogCosh().loss(np.zeros(3), np.array([1e-8, 1.0, 1e3]), reduction="none")
+    array([5.00000000e-17, 4.33780830e-01, 9.99306853e+02])
+    """
+    function = "log_cosh"
+    family = "elementwise"
+    params = ()
+    __slots__ = ()
+
+    def kernel(p):
+        return Kernel("LogCosh")
+
+    def inputs(p):
+        return {"y_true": "real", "y_pred": "real"}
+
+
 globals().update({cls.function: cls.functional for cls in LOSSES.values()})
 __all__ = exported_names()

@@ -234,6 +234,34 @@ def ref_binary_cross_entropy(params, t, p):
     return dict(l=l, g=g, h=h, ml=ml, mg=mg, mh=mh)
 
 
+def ref_log_cosh(params, t, p):
+    """log(cosh(d)) without overflow, to full relative precision at tiny d:
+    log1p(2 sinh(|d|/2)**2) below |d| = 20, |d| - log 2 + log1p(exp(-2|d|)) above."""
+    with np.errstate(all="ignore"):
+        _, d = _diff(t, p)
+        a = np.abs(d)
+        s = np.sinh(0.5 * np.minimum(a, 20.0))
+        l = np.where(a < 20, np.log1p(2 * s * s), a - np.log(2.0) + np.log1p(np.exp(-2 * a)))
+        g = np.tanh(d)
+        h = 1 / np.cosh(d) ** 2
+        # the hessian may be formed as 1 - tanh(d)**2: judged against its terms
+        return dict(l=l, g=g, h=h, ml=np.abs(l), mg=np.abs(g), mh=1 + g * g)
+
+
+def exact_log_cosh(params, t, p):
+    """mpmath: log cosh(d), tanh(d), sech(d)**2."""
+    import mpmath
+    d = p - t
+    return mpmath.log(mpmath.cosh(d)), mpmath.tanh(d), mpmath.sech(d) ** 2
+
+
+def exact_inputs_log_cosh(params, dtype):
+    """d = +-10**x for x in [-12, 3], and 0."""
+    a = np.logspace(-12, 3, 4001)
+    p = np.concatenate([a, -a, [0.0]]).astype(dtype)
+    return np.zeros_like(p), p
+
+
 # =============================================================================================
 # Row-wise references: categorical cross-entropy and KL divergence share the softmax
 # =============================================================================================
@@ -531,6 +559,10 @@ REFERENCES: Dict[str, Reference] = {
         "rowwise", ref_kl_divergence, kinks=_rowwise_kinks,
         peers=(Peer("torch.nn.functional.kl_div(..., reduction='none').sum(1)", "torch", _torch_kl),
                Peer("scipy.special.rel_entr(t, q).sum(1)", "scipy.special", _scipy_kl))),
+    "log_cosh": Reference(
+        "elementwise", ref_log_cosh, exact=exact_log_cosh, exact_inputs=exact_inputs_log_cosh,
+        peers=(Peer("optax.losses.log_cosh", "optax",
+                    lambda optax, prm, t, p: _np(optax.losses.log_cosh(_f64(p), _f64(t)))),)),
 }
 
 
