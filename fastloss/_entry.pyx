@@ -154,17 +154,22 @@ cdef inline bint _overlap(object a, object b):
 
 cdef void _check_overlaps(list outs, list names, cnp.ndarray p, list inputs) except *:
     # gradient_out may be y_pred itself (the kernels read an element before writing it);
-    # any other overlap would let one output clobber data still to be read.
+    # any other overlap would let one output clobber data still to be read -- sample weights,
+    # say, which are read after the gradient is written, even when they are y_pred too.
+    # `inputs` is [y_true, y_pred, sample_weight, labels]: only its y_pred slot may be shared.
     cdef Py_ssize_t i, j
     for i in range(len(outs)):
         for j in range(len(inputs)):
             if _overlap(outs[i], inputs[j]):
-                if names[i] == "gradient_out" and inputs[j] is p and _same_buffer(outs[i], p):
+                if names[i] == "gradient_out" and j == 1 and _same_buffer(outs[i], p):
                     continue
-                _v.overlap_error(names[i])
+                _v.overlap_error(names[i], _INPUT_NAMES[j])
         for j in range(i):
             if _overlap(outs[i], outs[j]):
-                _v.overlap_error(names[i])
+                _v.overlap_error(names[i], names[j])
+
+
+_INPUT_NAMES = ("y_true", "y_pred", "sample_weight", "y_true")
 
 
 cdef inline bint _same_buffer(object a, cnp.ndarray p):

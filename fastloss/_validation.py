@@ -111,9 +111,10 @@ def unused_loss_out(reduction):
     )
 
 
-def overlap_error(name: str):
+def overlap_error(name: str, other: str):
     raise ValueError(
-        f"{name}: overlaps an input or another output (only gradient_out may be y_pred itself)"
+        f"{name}: overlaps {other}, which would be overwritten while it is read "
+        f"(only gradient_out may be y_pred itself)"
     )
 
 

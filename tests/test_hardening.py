@@ -1082,6 +1082,32 @@ def test_zero_dim_inputs_keep_their_shape():
         assert g.shape == h.shape == ()
 
 
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("method", ["gradient", "loss_gradient", "gradient_hessian"])
+def test_weights_that_are_the_gradient_buffer_are_refused(name, method):
+    """Found by an independent attack: with sample_weight, y_pred and gradient_out one buffer,
+    the weights were read after the gradient overwrote them (MSE gave [0.4 1.6 3.6 6.4] for
+    [0.2 0.8 1.8 3.2]). Now a ValueError names both arguments; with a copy of the weights
+    the in-place gradient is right."""
+    cls = CLASSES[name]
+    params = {p.name: p.default for p in cls.params}
+    kinds = cls.inputs(params)
+    q = np.array([0.1, 0.2, 0.3, 0.4]) if kinds["y_pred"] == "probability" else \
+        np.array([1.0, 2.0, 3.0, 4.0])
+    t = np.array([0.0, 1.0, 0.0, 1.0])
+    loss = cls(**params)
+    kw = {} if method == "gradient_hessian" else {"reduction": "sum"}
+    buf = q.copy()
+    with pytest.raises(ValueError, match="gradient_out.*sample_weight"):
+        getattr(loss, method)(t, buf, sample_weight=buf, gradient_out=buf, **kw)
+    expected = getattr(loss, method)(t, q, sample_weight=q.copy(), **kw)
+    got = getattr(loss, method)(t, buf, sample_weight=q.copy(), gradient_out=buf, **kw)
+    grad_e = expected if method == "gradient" else expected[0 if method == "gradient_hessian" else 1]
+    grad_g = got if method == "gradient" else got[0 if method == "gradient_hessian" else 1]
+    assert grad_g is buf
+    np.testing.assert_array_equal(grad_g, grad_e)
+
+
 def test_in_place_bce_gradient_still_validates_probabilities():
     p = np.array([0.5, 1.5])
     with pytest.raises(ValueError, match=r"y_pred.*1\.5.*index 1"):
