@@ -87,6 +87,8 @@ cdef class Spec:
 
 
 cdef inline int _reduction(object reduction) except -1:
+    if not isinstance(reduction, str):   # an array's == would be elementwise
+        _v.bad_reduction(reduction)
     if reduction == "mean":
         return RED_MEAN
     if reduction == "sum":

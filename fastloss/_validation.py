@@ -15,15 +15,35 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def _real_array(y, name: str) -> np.ndarray:
+    if isinstance(y, np.ma.MaskedArray):
+        raise TypeError(f"{name}: masked arrays are not supported (their mask would be "
+                        f"ignored); pass the selected elements, or y.filled(value)")
     try:
         a = np.asarray(y)
+    except MemoryError:
+        raise
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+    if a.dtype == object:
+        _no_missing_values(y, a, name)
     if a.dtype.kind not in "biuf":
         raise TypeError(
             f"{name}: expected real numbers (bool, integer or floating dtype), got dtype {a.dtype}"
         )
     return a
+
+
+def _no_missing_values(y, a, name: str):
+    """pandas' missing values (pd.NA in a nullable Int64 Series, ...) come out of np.asarray
+    as objects: a ValueError saying so, not a complaint about the dtype. (Other object data
+    stays a TypeError.)"""
+    isna = getattr(y, "isna", None)
+    if not callable(isna):
+        return
+    missing = np.asarray(isna()).reshape(-1)
+    if missing.any():
+        raise ValueError(f"{name}: missing value at index {int(np.argmax(missing))}; "
+                         "fastloss needs every value (drop or fill them first)")
 
 
 def _aligned(a: np.ndarray) -> np.ndarray:
@@ -49,9 +69,13 @@ def as_real(y, dtype, name: str) -> np.ndarray:
 def is_labels(y) -> bool:
     """Integer (or bool) y_true: class labels for categorical cross-entropy."""
     dtype = getattr(y, "dtype", None)
-    if dtype is None:
-        dtype = _real_array(y, "y_true").dtype
-    return np.dtype(dtype).kind in "biu"
+    try:
+        kind = np.dtype(dtype).kind if dtype is not None else None
+    except TypeError:        # a foreign dtype (torch, pandas extension types)
+        kind = None
+    if kind is None:
+        kind = _real_array(y, "y_true").dtype.kind
+    return kind in "biu"
 
 
 def as_labels(y) -> np.ndarray:
@@ -229,6 +253,8 @@ def weights_1d(name: str, value):
 def index_or_none(name: str, value):
     if value is None:
         return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: must be None or an int, got {value!r}")
     try:
         return operator.index(value)
     except TypeError:

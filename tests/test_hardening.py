@@ -1108,6 +1108,51 @@ def test_weights_that_are_the_gradient_buffer_are_refused(name, method):
     np.testing.assert_array_equal(grad_g, grad_e)
 
 
+@pytest.mark.parametrize("reduction", [np.array(["mean", "sum"]), np.array(["mean"]),
+                                       np.str_("sum").encode()])
+def test_array_reductions_are_refused_by_name(reduction):
+    """An array's == is elementwise: it gave NumPy's "truth value is ambiguous", or passed."""
+    with pytest.raises(ValueError, match="reduction"):
+        fl.MeanSquaredError().loss(np.zeros(2), np.ones(2), reduction=reduction)
+
+
+@pytest.mark.parametrize("name", list(fl.LOSSES))
+def test_masked_arrays_are_a_type_error(name):
+    """A mask must not be silently dropped (MSE gave 5000.5 with the outlier masked)."""
+    cls = CLASSES[name]
+    rowwise = cls.family == "rowwise"
+    p = np.full((2, 3), 0.25) if rowwise else np.array([0.2, 0.4, 0.6])
+    m = np.ma.masked_array(p, mask=np.zeros(p.shape, bool))
+    with pytest.raises(TypeError, match="y_pred.*masked"):
+        cls()(np.full(p.shape, 0.25) if rowwise else np.zeros(3), m)
+    with pytest.raises(TypeError, match="y_true.*masked"):
+        cls()(np.ma.masked_array(np.full(p.shape, 0.25) if rowwise else np.zeros(3)), p)
+
+
+def test_foreign_label_arrays_are_converted():
+    """Labels as a torch tensor raised "Cannot interpret 'torch.int64' as a data type"."""
+    torch = pytest.importorskip("torch")
+    cce = fl.CategoricalCrossEntropy(from_logits=True)
+    z = np.random.default_rng(0).normal(size=(4, 3))
+    assert cce(torch.tensor([0, 2, 1, 2]), z) == cce(np.array([0, 2, 1, 2]), z)
+
+
+def test_pandas_labels_with_missing_values():
+    pd = pytest.importorskip("pandas")
+    cce = fl.CategoricalCrossEntropy(from_logits=True)
+    z = np.zeros((3, 2))
+    assert cce(pd.Series([0, 1, 1], dtype="Int64"), z) == cce(np.array([0, 1, 1]), z)
+    assert cce(pd.Series([0, 1, 1]).astype("category"), z) == cce(np.array([0, 1, 1]), z)
+    with pytest.raises(ValueError, match=r"y_true.*missing.*index 1"):
+        cce(pd.Series([0, pd.NA, 1], dtype="Int64"), z)
+
+
+def test_bool_ignore_index_is_refused():
+    """ignore_index=True was accepted as 1, while n_threads and delta refuse bools."""
+    with pytest.raises(TypeError, match="ignore_index"):
+        fl.CategoricalCrossEntropy(ignore_index=True)
+
+
 def test_in_place_bce_gradient_still_validates_probabilities():
     p = np.array([0.5, 1.5])
     with pytest.raises(ValueError, match=r"y_pred.*1\.5.*index 1"):
