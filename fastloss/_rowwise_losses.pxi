@@ -1,19 +1,21 @@
 # The row math of every row-wise loss, each written once; the generic driver (_rowwise.pxi)
 # does everything else.
 #
-# target_sum loss is a block headed by `# @rowwise_loss` and holding:
+# A loss is a block headed by `# @rowwise_loss` and holding:
 #   cdef struct Name:          its parameters (double fields, or one `char unused`)
-#   Name_row(L, job, lq, q, lse, inv, rest, jmax, t, y, label_weight, grad_scale, hess_scale, go, ho) -> double
-#       the row's loss; writes the row's gradient (times grad_scale) into go and hessian (times hess_scale)
-#       into ho where they are not NULL. With labels, t is NULL, y the row's (valid) label and
-#       label_weight its class weight; with dense targets, t is the row of y_true. The row's view of
-#       q (lq, q, lse, inv, rest, jmax) is described in _rowwise.pxi. The job job carries the
-#       shared parameters: class weights (job.cw, job.cw_sum), label smoothing (job.smooth), k.
+#   Name_row(L, job, lq, q, lse, inv, rest, jmax, t, y, label_weight, grad_scale,
+#            hess_scale, go, ho) -> double
+#       the row's loss; writes the row's gradient (times grad_scale) into go and its hessian
+#       (times hess_scale) into ho where they are not NULL. With labels, t is NULL, y the
+#       row's (valid) label and label_weight its class weight; with dense targets, t is the
+#       row of y_true. The row's view of q (lq, q, lse, inv, rest, jmax) is described in
+#       _rowwise.pxi. The job carries the shared parameters: class weights (job.cw,
+#       job.cw_sum), label smoothing (job.smooth), k.
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 #
 # The cross-entropy family (categorical cross-entropy, KL divergence): every row's loss is
 # -sum_j a_j log q_j (+ sum_j t_j log t_j for KL), with a_j the row's effective targets, and
-#   d/dz_j = q_j target_sum - a_j,  diag hessian target_sum q_j (1 - q_j)   (logits; target_sum = sum_j a_j)
+#   d/dz_j = q_j A - a_j,  diag hessian A q_j (1 - q_j)   (logits; A = sum_j a_j, target_sum)
 #   d/dq_j = -a_j / q_j,   diag hessian a_j / q_j**2      (probabilities, 0 where log clamps)
 
 
@@ -46,7 +48,7 @@ cdef void ce_grad_hess(const RwJob* job, const floating* q, floating inv,
                        const floating* t, bint plain_targets, long long y, floating label_weight,
                        floating target_sum, floating grad_scale, floating hess_scale, floating* go,
                        floating* ho) noexcept nogil:
-    """target_sum cross-entropy row's gradient and hessian from its effective targets a_j."""
+    """A cross-entropy row's gradient and hessian from its effective targets a_j."""
     cdef const floating* cw = <const floating*>job.cw
     cdef Py_ssize_t j, k = job.k
     cdef floating a, qj
