@@ -44,6 +44,15 @@ def _data(kind, shape, dtype, rng):
         a[rng.integers(0, n, 4)] = [0.0, 1.0, 1e-300, 1 - 1e-12]
     elif kind == "binary":
         a = (rng.random(n) < 0.4).astype(np.float64)
+    elif kind == "count":
+        a = rng.poisson(2.0, size=n).astype(np.float64)
+        a[rng.integers(0, n, 4)] = [0.0, 0.5, 1e6, 1e-300]
+    elif kind == "positive":
+        a = rng.gamma(2.0, 1.0, size=n) + 1e-3
+        a[rng.integers(0, n, 3)] = [1e-300, 1e6, 0.5]
+    elif kind == "nonnegative":
+        a = rng.gamma(2.0, 1.0, size=n)
+        a[rng.integers(0, n, 3)] = [0.0, 1e-300, 1e6]
     elif kind == "distribution":
         return rng.dirichlet(np.ones(shape[-1]), size=shape[0]).astype(dtype)
     else:

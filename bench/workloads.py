@@ -341,10 +341,26 @@ def gen_distribution(rng, n, k, dt):
     return _softmax_rows(rng, n, k).astype(dt)
 
 
+def gen_count(rng, n, k, dt):
+    """Poisson(2) counts (zeros included)."""
+    return rng.poisson(2.0, size=_shape(n, k)).astype(dt)
+
+
+def gen_positive(rng, n, k, dt):
+    """Gamma(2, 1) values plus 1e-3 (> 0)."""
+    return (rng.gamma(2.0, 1.0, size=_shape(n, k)) + 1e-3).astype(dt)
+
+
+def gen_nonnegative(rng, n, k, dt):
+    """Gamma(2, 1) rates (> 0)."""
+    return rng.gamma(2.0, 1.0, size=_shape(n, k)).astype(dt)
+
+
 #: One generator per data kind (the keys of ``fastloss._registry.DATA_KINDS``).
 GENERATORS: Dict[str, Generator] = {
     "real": gen_real, "logit": gen_logit, "probability": gen_probability,
     "binary": gen_binary, "labels": gen_labels, "distribution": gen_distribution,
+    "count": gen_count, "positive": gen_positive, "nonnegative": gen_nonnegative,
 }
 
 

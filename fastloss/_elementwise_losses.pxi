@@ -134,3 +134,123 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
         w * w / (2 * e) if small else e2)
     g[0] = sign(d) * (-w * (2 + w) / den)
     h[0] = 4 * e2 / (den * den)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct PoissonLog:
+    double full            # 1: add Stirling's y log y - y + log(2 pi y) / 2 where y > 1
+
+cdef inline int PoissonLog_invalid(PoissonLog L, floating t, floating p) noexcept nogil:
+    return BAD_Y_TRUE if t < 0 else 0
+
+cdef inline void PoissonLog_math(PoissonLog L, floating t, floating p, floating column,
+                                 floating* l, floating* g, floating* h) noexcept nogil:
+    # l = exp(z) - y z. Where exp(z) overflows (z > 709.78 in float64, 88.72 in float32) the
+    # loss is +inf as the math says, also where y z overflows too (no inf - inf), unless y is
+    # itself infinite.
+    cdef floating e = f_exp(p)
+    cdef floating yz = t * p
+    cdef floating ly
+    l[0] = e - yz
+    if (e == INFINITY) & (yz == INFINITY) & (t < INFINITY):
+        l[0] = e
+    if L.full != 0:
+        ly = f_log(t)
+        if t > 1:
+            l[0] = l[0] + (f_fma(t, ly, -t) + <floating>0.5 * (ly + <floating>1.8378770664093453))
+    g[0] = e - t
+    h[0] = e
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct PoissonRate:
+    double full
+    double eps
+
+cdef inline int PoissonRate_invalid(PoissonRate L, floating t, floating p) noexcept nogil:
+    return BAD_Y_TRUE if t < 0 else (BAD_Y_PRED if p < 0 else 0)
+
+cdef inline void PoissonRate_math(PoissonRate L, floating t, floating p, floating column,
+                                  floating* l, floating* g, floating* h) noexcept nogil:
+    # torch.nn.functional.poisson_nll_loss(log_input=False): l = mu - y log(mu + eps).
+    cdef floating m = p + <floating>L.eps
+    cdef floating r = t / m
+    cdef floating ly
+    l[0] = f_fma(-t, f_log(m), p)
+    if L.full != 0:
+        ly = f_log(t)
+        if t > 1:
+            l[0] = l[0] + (f_fma(t, ly, -t) + <floating>0.5 * (ly + <floating>1.8378770664093453))
+    g[0] = 1 - r
+    h[0] = r / m
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct Gamma:
+    char unused
+
+cdef inline int Gamma_invalid(Gamma L, floating t, floating p) noexcept nogil:
+    return BAD_Y_TRUE if not (t > 0) and t == t else 0
+
+cdef inline void Gamma_math(Gamma L, floating t, floating p, floating column,
+                            floating* l, floating* g, floating* h) noexcept nogil:
+    # l = z + y exp(-z): +inf at z = -inf (not -inf + inf).
+    # Each y*exp(-z) + c rounded alike in every loop, whichever outputs it keeps: see f_fma.
+    cdef floating e = f_exp(-p)
+    cdef floating ye = t * e
+    l[0] = f_fma(t, e, p) if p > -INFINITY else ye
+    g[0] = f_fma(-t, e, 1)
+    h[0] = ye
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct Tweedie:
+    double a               # 2 - power
+    double b               # 1 - power
+    double inv_a           # 1 / (2 - power)
+    double inv_b           # 1 / (1 - power)
+    double check           # 0: no domain check (power <= 0); 1: y >= 0; 2: y > 0
+
+cdef inline int Tweedie_invalid(Tweedie L, floating t, floating p) noexcept nogil:
+    if L.check == 0:
+        return 0
+    if L.check == 1:
+        return BAD_Y_TRUE if t < 0 else 0
+    return BAD_Y_TRUE if not (t > 0) and t == t else 0
+
+cdef inline void Tweedie_math(Tweedie L, floating t, floating p, floating column,
+                              floating* l, floating* g, floating* h) noexcept nogil:
+    # sklearn's HalfTweedieLoss: l = exp(a z)/a - y exp(b z)/b, a = 2 - power, b = 1 - power;
+    # gradient exp(a z) - y exp(b z), hessian a exp(a z) - b y exp(b z). For 1 < power < 2
+    # both terms of l are >= 0 (no cancellation). Where both terms overflow (only for power < 0
+    # or > 3 at |z| <= 709), the larger one -- the first where exp(z) > y, judged as z > 0 --
+    # gives the signed infinity, not inf - inf.
+    cdef floating ea = f_exp(<floating>L.a * p)
+    cdef floating eb = f_exp(<floating>L.b * p)
+    cdef floating yb = t * eb
+    cdef floating la = ea * <floating>L.inv_a
+    cdef floating lb = yb * <floating>L.inv_b
+    cdef bint both = (fabs(ea) == INFINITY) & (fabs(yb) == INFINITY)
+    cdef bint first = p > 0
+    l[0] = la - lb
+    g[0] = ea - yb
+    h[0] = f_fma(<floating>L.a, ea, -(<floating>L.b * yb))
+    if both:
+        l[0] = la if first else -lb
+        g[0] = ea if first else -yb
+        h[0] = <floating>L.a * ea if first else -(<floating>L.b * yb)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct TweedieNormal:
+    char unused
+
+cdef inline void TweedieNormal_math(TweedieNormal L, floating t, floating p, floating column,
+                                    floating* l, floating* g, floating* h) noexcept nogil:
+    # Tweedie power 0, log link: l = (exp(z) - y)**2 / 2, gradient exp(z) (exp(z) - y),
+    # hessian exp(z) (2 exp(z) - y).
+    cdef floating e = f_exp(p)
+    cdef floating r = e - t
+    l[0] = <floating>0.5 * r * r
+    g[0] = e * r
+    h[0] = e * (e + r)

@@ -39,6 +39,9 @@ DATA_KINDS = {
     "binary": "binary targets in [0, 1] (0/1 or soft)",
     "labels": "integer class labels of shape (n_samples,), or target rows of y_pred's shape",
     "distribution": "rows of probabilities (each row sums to 1)",
+    "count": "counts or rates >= 0 (zeros included)",
+    "positive": "positive numbers (> 0)",
+    "nonnegative": "numbers >= 0 (a rate)",
 }
 
 #: Every declared loss, by the name of its functional, in declaration order.

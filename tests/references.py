@@ -262,6 +262,190 @@ def exact_inputs_log_cosh(params, dtype):
     return np.zeros_like(p), p
 
 
+
+# Count and positive-target losses (log link): Poisson, Gamma, Tweedie
+
+_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def _stirling(params, y):
+    """torch's full=True term: y log y - y + log(2 pi y)/2 where y > 1, else 0."""
+    if not params.get("full"):
+        return np.zeros_like(y)
+    with np.errstate(all="ignore"):
+        ys = np.where(y > 1, y, 2.0)
+        return np.where(y > 1, ys * np.log(ys) - ys + 0.5 * np.log(2 * np.pi * ys), 0.0)
+
+
+def ref_poisson(params, t, p):
+    with np.errstate(all="ignore"):
+        y, z = _f64(t), _f64(p)
+        st = _stirling(params, y)
+        if params["log_input"]:
+            e = np.exp(z)
+            if p.dtype == F32:      # exp overflows where float32's does
+                e = np.where(z > 88.72283935546875, np.inf, e)
+            yz = y * z
+            l = np.where(np.isinf(e) & np.isinf(yz) & (yz > 0) & (y < np.inf), np.inf, e - yz)
+            l = l + st
+            g, h = e - y, e
+            ml = np.abs(e) + np.abs(yz) + np.abs(st)
+            return dict(l=l, g=g, h=h, ml=ml, mg=np.abs(e) + np.abs(y), mh=np.abs(h))
+        eps = float(p.dtype.type(params["eps"]))
+        m = _f64(p.dtype.type(p + p.dtype.type(eps))) if p.dtype == F32 else z + eps
+        lg = np.log(m)
+        l = z - y * lg + st
+        g = 1 - y / m
+        h = y / (m * m)
+        ml = np.abs(z) + np.abs(y * lg) + np.abs(st)
+        return dict(l=l, g=g, h=h, ml=ml, mg=1 + np.abs(y / m), mh=np.abs(h))
+
+
+def _exp_dt(x, dt):
+    """exp in float64, infinite where the dtype's exp overflows."""
+    e = np.exp(x)
+    return np.where(x > (88.72283935546875 if dt == F32 else 709.782712893384), np.inf, e)
+
+
+def ref_gamma(params, t, p):
+    with np.errstate(all="ignore"):
+        y, z = _f64(t), _f64(p)
+        ye = y * _exp_dt(-z, p.dtype)
+        l = np.where(z > -np.inf, z + ye, ye)
+        return dict(l=l, g=1 - ye, h=ye, ml=np.abs(z) + np.abs(ye), mg=1 + np.abs(ye),
+                    mh=np.abs(ye))
+
+
+def ref_tweedie(params, t, p):
+    pw = float(params["power"])
+    if pw == 1:
+        return ref_poisson(dict(log_input=True, full=False, eps=1e-8), t, p)
+    if pw == 2:
+        return ref_gamma(params, t, p)
+    with np.errstate(all="ignore"):
+        y, z = _f64(t), _f64(p)
+        if pw == 0:
+            e = _exp_dt(z, p.dtype)
+            r = e - y
+            return dict(l=0.5 * r * r, g=e * r, h=e * (2 * e - y), ml=0.5 * (e + np.abs(y)) ** 2,
+                        mg=e * (e + np.abs(y)), mh=e * (2 * e + np.abs(y)))
+        a, b = 2 - pw, 1 - pw
+        ea = _exp_dt(float(p.dtype.type(a)) * z if p.dtype == F32 else a * z, p.dtype)
+        ebz = float(p.dtype.type(b)) * z if p.dtype == F32 else b * z
+        yb = y * _exp_dt(ebz, p.dtype)
+        ta, tb = ea / a, yb / b
+        both = np.isinf(ea) & np.isinf(yb)
+        first = z > 0
+        l = np.where(both, np.where(first, ta, -tb), ta - tb)
+        g = np.where(both, np.where(first, ea, -yb), ea - yb)
+        h = np.where(both, np.where(first, a * ea, -b * yb), a * ea - b * yb)
+        return dict(l=l, g=g, h=h, ml=np.abs(ta) + np.abs(tb), mg=np.abs(ea) + np.abs(yb),
+                    mh=np.abs(a * ea) + np.abs(b * yb))
+
+
+def exact_poisson(params, t, p):
+    import mpmath
+    e = mpmath.exp(p)
+    return e - t * p, e - t, e
+
+
+def exact_gamma(params, t, p):
+    import mpmath
+    ye = t * mpmath.exp(-p)
+    return p + ye, 1 - ye, ye
+
+
+def exact_tweedie(params, t, p):
+    import mpmath
+    pw = mpmath.mpf(params["power"])
+    a, b = 2 - pw, 1 - pw
+    ea, eb = mpmath.exp(a * p), t * mpmath.exp(b * p)
+    return ea / a - eb / b, ea - eb, a * ea - b * eb
+
+
+def _exact_inputs(ys, terms):
+    """y_true in ``ys`` times z = +-10**x, x in [-8, log10(700)] (float64) or [-8, log10(80)]
+    (float32), and 0 -- less the points where the loss or the gradient is a difference of
+    terms within a factor 2 of each other (``terms(params, y, z)`` gives (value, size of the
+    terms) of each): there an error relative to the terms, not to the value, is the claim
+    (see the docstrings)."""
+    def inputs(params, dtype):
+        top = np.log10(700.0 if np.dtype(dtype) == F64 else 80.0)
+        a = np.logspace(-8, top, 400)
+        z = np.concatenate([a, -a, [0.0]])
+        t = np.repeat(np.asarray(ys, dtype=np.float64), z.size).astype(dtype)
+        p = np.tile(z, len(ys)).astype(dtype)
+        keep = np.ones(p.size, bool)
+        with np.errstate(all="ignore"):
+            for value, size in terms(params, _f64(t), _f64(p)):
+                keep &= ~(np.abs(value) < 0.5 * size)
+        return t[keep], p[keep]
+    return inputs
+
+
+def _poisson_terms(params, y, z):
+    e = np.exp(z)
+    return [(e - y * z, e + np.abs(y * z)), (e - y, e + y)]
+
+
+def _gamma_terms(params, y, z):
+    ye = y * np.exp(-z)
+    return [(z + ye, np.abs(z) + ye), (1 - ye, 1 + ye)]
+
+
+def _tweedie_terms(params, y, z):
+    pw = float(params["power"])
+    a, b = 2 - pw, 1 - pw
+    ea, eb = np.exp(a * z), y * np.exp(b * z)
+    return [(ea / a - eb / b, np.abs(ea / a) + np.abs(eb / b)), (ea - eb, ea + eb),
+            (a * ea - b * eb, np.abs(a * ea) + np.abs(b * eb))]
+
+
+def _count_domain(params, t, p):
+    with np.errstate(invalid="ignore"):
+        out = {"y_true": _f64(t) < 0}
+        if not params["log_input"]:
+            out["y_pred"] = _f64(p) < 0
+    return out
+
+
+def _positive_domain(params, t, p):
+    with np.errstate(invalid="ignore"):
+        return {"y_true": _f64(t) <= 0}
+
+
+def _tweedie_domain(params, t, p):
+    pw = float(params["power"])
+    if pw <= 0:
+        return {}
+    with np.errstate(invalid="ignore"):
+        return {"y_true": (_f64(t) < 0) if pw < 2 else (_f64(t) <= 0)}
+
+
+def _poisson_kinks(params, t, p, radius):
+    if params["log_input"]:
+        return None
+    return _f64(p) <= radius           # the domain's edge
+
+
+def _torch_poisson(torch, prm, t, p):
+    return _np(torch.nn.functional.poisson_nll_loss(
+        _tt(torch, p), _tt(torch, t), log_input=prm["log_input"], full=prm["full"],
+        eps=prm["eps"], reduction="none"))
+
+
+def _sklearn_half(cls_name, **kw):
+    def loss(mod, prm, t, p):
+        obj = getattr(mod, cls_name)(**{k: prm[v] for k, v in kw.items()})
+        shape = np.shape(p)
+        return _np(obj.loss(np.ascontiguousarray(_f64(t).ravel()),
+                            np.ascontiguousarray(_f64(p).ravel()))).reshape(shape)
+    return loss
+
+
+def _sklearn_tweedie(mod, prm, t, p):
+    return _sklearn_half("HalfTweedieLoss", power="power")(mod, prm, t, p)
+
 # =============================================================================================
 # Row-wise references: categorical cross-entropy and KL divergence share the softmax
 # =============================================================================================
@@ -563,6 +747,23 @@ REFERENCES: Dict[str, Reference] = {
         "elementwise", ref_log_cosh, exact=exact_log_cosh, exact_inputs=exact_inputs_log_cosh,
         peers=(Peer("optax.losses.log_cosh", "optax",
                     lambda optax, prm, t, p: _np(optax.losses.log_cosh(_f64(p), _f64(t)))),)),
+    "poisson": Reference(
+        "elementwise", ref_poisson, domain=_count_domain, kinks=_poisson_kinks,
+        exact=exact_poisson, exact_inputs=_exact_inputs([0.0, 0.5, 1.0, 3.0, 1e3], _poisson_terms),
+        peers=(Peer("torch.nn.functional.poisson_nll_loss", "torch", _torch_poisson),
+               Peer("sklearn._loss.loss.HalfPoissonLoss", "sklearn._loss.loss",
+                    _sklearn_half("HalfPoissonLoss"),
+                    applies=lambda prm, labels: prm["log_input"] and not prm["full"]))),
+    "gamma": Reference(
+        "elementwise", ref_gamma, domain=_positive_domain,
+        exact=exact_gamma, exact_inputs=_exact_inputs([1e-3, 0.5, 1.0, 3.0, 1e3], _gamma_terms),
+        peers=(Peer("sklearn._loss.loss.HalfGammaLoss", "sklearn._loss.loss",
+                    _sklearn_half("HalfGammaLoss")),)),
+    "tweedie": Reference(
+        "elementwise", ref_tweedie, domain=_tweedie_domain,
+        exact=exact_tweedie, exact_inputs=_exact_inputs([0.0, 0.5, 1.0, 3.0, 1e3], _tweedie_terms),
+        peers=(Peer("sklearn._loss.loss.HalfTweedieLoss", "sklearn._loss.loss",
+                    _sklearn_tweedie),)),
 }
 
 
@@ -614,6 +815,20 @@ def _make_distribution(rng, shape, dtype, params, form, partner):
     return _soft_rows(rng, shape, dtype, zeros=0.15)   # exact zeros: 0 log 0
 
 
+def _make_count(rng, shape, dtype, params, form, partner):
+    y = rng.poisson(2.0, size=shape).astype(np.float64)
+    frac = rng.random(shape) < 0.3                  # some rates, not only integers
+    return np.where(frac, rng.gamma(2.0, 1.0, size=shape), y).astype(dtype)
+
+
+def _make_positive(rng, shape, dtype, params, form, partner):
+    return (rng.gamma(2.0, 1.0, size=shape) + 1e-3).astype(dtype)
+
+
+def _make_nonnegative(rng, shape, dtype, params, form, partner):
+    return (rng.gamma(2.0, 1.0, size=shape) + 0.05).astype(dtype)
+
+
 @dataclass(frozen=True)
 class DataKind:
     """How to make values of one data kind.
@@ -652,6 +867,13 @@ DATA: Dict[str, DataKind] = {
     "distribution": DataKind(_make_distribution, float_bases=("uniform", "binary"),
                              int_bases=("uniform", "binary"), specials="soft", rows=True,
                              rare_value=-0.25),          # rel_entr: +inf
+    "count": DataKind(_make_count, float_bases=("uniform", "binary"),
+                      int_bases=("binary", "uniform"), specials="count", bad="bad_count"),
+    "positive": DataKind(_make_positive, float_bases=("uniform",), int_bases=("uniform",),
+                         specials="positive", bad="bad_positive"),
+    "nonnegative": DataKind(_make_nonnegative, float_bases=("uniform", "binary"),
+                            int_bases=("binary", "uniform"), specials="count",
+                            bad="bad_count"),
 }
 
 
@@ -688,6 +910,14 @@ def specials(dt, name):
         return [0.0, 1.0, np.nan, 1e-300, s, 0.5]
     if name == "rprob":
         return [0.0, 1.0, np.nan, s, 1e-45, 2.0, np.inf, 1e-300, 3e-44]
+    if name == "count":
+        return [0.0, -0.0, 1.0, 2.0, 0.5, 3.0, 1e-300, s, 1e6, np.nan, 17.0]
+    if name == "bad_count":
+        return [-1.0, -1e-3, -s, -np.inf]
+    if name == "positive":
+        return [1.0, 0.5, 2.0, 1e-300, s, 1e6, np.nan, 1e-3]
+    if name == "bad_positive":
+        return [0.0, -0.0, -1.0, -np.inf]
     raise AssertionError(f"no special-value list {name!r} in tests/references.py")
 
 
