@@ -139,6 +139,25 @@ def np_kl_logits(t, z, grad):
     return (loss, (e / se - t) / n) if grad else loss
 
 
+def np_poisson(y, z, grad):
+    e = np.exp(z)
+    loss = np.mean(e - y * z)
+    return (loss, (e - y) / z.size) if grad else loss
+
+
+def np_gamma(y, z, grad):
+    ye = y * np.exp(-z)
+    loss = np.mean(z + ye)
+    return (loss, (1 - ye) / z.size) if grad else loss
+
+
+def np_tweedie(y, z, grad, power=1.5):
+    a, b = 2 - power, 1 - power
+    ea, eb = np.exp(a * z), y * np.exp(b * z)
+    loss = np.mean(ea / a - eb / b)
+    return (loss, (ea - eb) / z.size) if grad else loss
+
+
 # ---------------------------------------------------------------------------------------
 # Which peer computes which loss. Peers exist only for some losses: every table is keyed by
 # the registry name, and a loss (or a parameter setting) missing from one is benchmarked
@@ -166,6 +185,10 @@ NUMPY = {
     "binary_cross_entropy": Peer(np_bce_logits, _LOGITS_PLAIN_BCE),
     "categorical_cross_entropy": Peer(np_cce_logits, _LOGITS_PLAIN_CCE),
     "kl_divergence": Peer(np_kl_logits, {"from_logits": True}),
+    "poisson": Peer(np_poisson, {"log_input": True, "full": False}),
+    "gamma": Peer(np_gamma),
+    # the general power (not 0, 1 or 2, which are other formulas)
+    "tweedie": Peer(np_tweedie, passes=("power",)),
 }
 
 
@@ -183,6 +206,8 @@ def _torch_losses():
         "kl_divergence": Peer(
             lambda t: lambda x: F.kl_div(F.log_softmax(x, dim=1), t, reduction="batchmean"),
             {"from_logits": True}),
+        "poisson": Peer(lambda t, log_input, full, eps: lambda x: F.poisson_nll_loss(
+            x, t, log_input=log_input, full=full, eps=eps), passes=("log_input", "full", "eps")),
     }
 
 
@@ -201,6 +226,11 @@ def _sklearn_losses():
         "categorical_cross_entropy": Peer(
             lambda k: (L.HalfMultinomialLoss(n_classes=k), 1.0, True), _LOGITS_PLAIN_CCE),
         # kl_divergence: no equivalent.
+        "poisson": Peer(lambda k: (L.HalfPoissonLoss(), 1.0, False),
+                        {"log_input": True, "full": False}),
+        "gamma": Peer(lambda k: (L.HalfGammaLoss(), 1.0, False)),
+        "tweedie": Peer(lambda k, power: (L.HalfTweedieLoss(power=power), 1.0, False),
+                        passes=("power",)),
     }
 
 
