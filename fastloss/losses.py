@@ -313,7 +313,7 @@ class Poisson(Loss):
 
     Raw predictions beyond exp's range give what the math says: ``z = 710`` (float64) or
     ``89`` (float32) gives loss, gradient and hessian ``+inf`` (also where ``y*z`` overflows:
-    no ``inf - inf``), ``z = -710`` gives ``-y*z``, ``-y`` and 0.
+    no ``inf - inf``), ``z = -710`` gives ``-y*z``, ``-y`` and ``exp(z)`` (subnormal, then 0).
 
     Notes
     -----
@@ -415,8 +415,11 @@ class Tweedie(Loss):
     hessian ``a*exp(a z) - b*y*exp(b z)`` (XGBoost's ``reg:tweedie``, for every power).
 
     Continuity in the power: the gradient and hessian are continuous in ``power``
-    everywhere, 1 and 2 included (at ``power = 1 +- 1e-9`` they agree with `Poisson`'s to
-    about 1e-9 relative, the size of the change of the power, and so at 2 with `Gamma`'s).
+    everywhere, 1 and 2 included: at ``power = 1 + 1e-9`` and ``2 +- 1e-9`` they differ from
+    `Poisson`'s and `Gamma`'s by the change of the math itself, about ``|power - 1| * |z|``
+    relative to the terms (measured: at most 1e-8 over ``z ~ N(0, 4)``); exactly at 1 and 2
+    the `Poisson` and `Gamma` kernels run, bit for bit.
+
     The loss, which is sklearn's (the contract's), is not: it differs from the special forms
     by terms in ``y`` alone, so that the gradient is unaffected. Precisely, for ``power`` not
     in {0, 1, 2}, ``l = c(power) + 1/a - y/b`` where the continuous part
