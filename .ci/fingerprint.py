@@ -49,7 +49,7 @@ def _data(kind, shape, dtype, rng):
         a[rng.integers(0, n, 4)] = [0.0, 0.5, 1e6, 1e-300]
     elif kind == "positive":
         a = rng.gamma(2.0, 1.0, size=n) + 1e-3
-        a[rng.integers(0, n, 3)] = [1e-300, 1e6, 0.5]
+        a[rng.integers(0, n, 3)] = [1e-30, 1e6, 0.5]      # 1e-30: > 0 in float32 too
     elif kind == "nonnegative":
         a = rng.gamma(2.0, 1.0, size=n)
         a[rng.integers(0, n, 3)] = [0.0, 1e-300, 1e6]
