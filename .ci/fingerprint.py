@@ -53,6 +53,9 @@ def _data(kind, shape, dtype, rng):
     elif kind == "nonnegative":
         a = rng.gamma(2.0, 1.0, size=n)
         a[rng.integers(0, n, 3)] = [0.0, 1e-300, 1e6]
+    elif kind == "above_minus_one":
+        a = np.expm1(rng.normal(size=n))
+        a[rng.integers(0, n, 4)] = [0.0, -0.999999, 1e30, 1e-300]
     elif kind == "distribution":
         return rng.dirichlet(np.ones(shape[-1]), size=shape[0]).astype(dtype)
     else:

@@ -109,6 +109,32 @@ def np_huber(t, p, grad, delta=1.0):
     return (loss, np.clip(d, -delta, delta) / d.size) if grad else loss
 
 
+def np_quantile(t, p, grad, quantile=0.5):
+    d = p - t
+    loss = np.mean(np.where(d <= 0, -quantile * d, (1 - quantile) * d))
+    return (loss, np.where(d < 0, -quantile, 1 - quantile) / d.size) if grad else loss
+
+
+def np_smooth_l1(t, p, grad, beta=1.0):
+    d = p - t
+    a = np.abs(d)
+    loss = np.mean(np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta))
+    return (loss, np.where(a < beta, d / beta, np.sign(d)) / d.size) if grad else loss
+
+
+def np_pseudo_huber(t, p, grad, delta=1.0):
+    d = p - t
+    s = np.sqrt(1 + (d / delta) ** 2)
+    loss = np.mean(delta ** 2 * (s - 1))
+    return (loss, d / s / d.size) if grad else loss
+
+
+def np_msle(t, p, grad):
+    e = np.log1p(p) - np.log1p(t)
+    loss = np.mean(e * e)
+    return (loss, 2 * e / (1 + p) / e.size) if grad else loss
+
+
 def np_bce_logits(y, z, grad):
     loss = np.mean(np.logaddexp(0, z) - y * z)
     return (loss, (1 / (1 + np.exp(-z)) - y) / z.size) if grad else loss
@@ -189,6 +215,10 @@ NUMPY = {
     "gamma": Peer(np_gamma),
     # the general power (not 0, 1 or 2, which are other formulas)
     "tweedie": Peer(np_tweedie, passes=("power",)),
+    "quantile": Peer(np_quantile, passes=("quantile",)),
+    "smooth_l1": Peer(np_smooth_l1, passes=("beta",)),
+    "pseudo_huber": Peer(np_pseudo_huber, passes=("delta",)),
+    "mean_squared_log_error": Peer(np_msle),
 }
 
 
@@ -208,6 +238,8 @@ def _torch_losses():
             {"from_logits": True}),
         "poisson": Peer(lambda t, log_input, full, eps: lambda x: F.poisson_nll_loss(
             x, t, log_input=log_input, full=full, eps=eps), passes=("log_input", "full", "eps")),
+        "smooth_l1": Peer(lambda t, beta: lambda x: F.smooth_l1_loss(x, t, beta=beta),
+                          passes=("beta",)),
     }
 
 
@@ -225,6 +257,8 @@ def _sklearn_losses():
         # sklearn takes class labels as floats of the prediction's dtype.
         "categorical_cross_entropy": Peer(
             lambda k: (L.HalfMultinomialLoss(n_classes=k), 1.0, True), _LOGITS_PLAIN_CCE),
+        "quantile": Peer(lambda k, quantile: (L.PinballLoss(quantile=quantile), 1.0, False),
+                         passes=("quantile",)),
         # kl_divergence: no equivalent.
         "poisson": Peer(lambda k: (L.HalfPoissonLoss(), 1.0, False),
                         {"log_input": True, "full": False}),

@@ -306,6 +306,11 @@ def gen_real(rng, n, k, dt):
     return rng.standard_normal(_shape(n, k), dtype=dt)
 
 
+def gen_above_minus_one(rng, n, k, dt):
+    """expm1(N(0, 1)): values > -1 (log1p's argument), mostly in (-0.95, 20)."""
+    return np.expm1(rng.standard_normal(_shape(n, k), dtype=dt))
+
+
 def gen_logit(rng, n, k, dt):
     """Elementwise: N(0, 4) (a binary classifier's logits, probabilities spread over (0, 1));
     row-wise: N(0, 1) per class score."""
@@ -361,6 +366,7 @@ GENERATORS: Dict[str, Generator] = {
     "real": gen_real, "logit": gen_logit, "probability": gen_probability,
     "binary": gen_binary, "labels": gen_labels, "distribution": gen_distribution,
     "count": gen_count, "positive": gen_positive, "nonnegative": gen_nonnegative,
+    "above_minus_one": gen_above_minus_one,
 }
 
 

@@ -254,3 +254,89 @@ cdef inline void TweedieNormal_math(TweedieNormal L, floating t, floating p, flo
     l[0] = <floating>0.5 * r * r
     g[0] = e * r
     h[0] = e * (e + r)
+
+
+# @elementwise_loss(cost="cheap")
+cdef struct Quantile:
+    double quantile
+
+cdef inline void Quantile_math(Quantile L, floating t, floating p, floating column,
+                               floating* l, floating* g, floating* h) noexcept nogil:
+    # Pinball loss: q (t - p) where t >= p, (1 - q) (p - t) below; the gradient is 1 - q at the
+    # kink (t == p), as scikit-learn's PinballLoss. NaN propagates through g and h.
+    cdef floating d = p - t
+    cdef floating q = <floating>L.quantile
+    cdef floating r = <floating>(1 - L.quantile)
+    cdef floating z = nan_or_zero(d)
+    l[0] = -q * d if d < 0 else r * d           # +0 at d == 0
+    g[0] = (-q if d < 0 else r) + z
+    h[0] = z
+
+
+# @elementwise_loss(cost="cheap")
+cdef struct SmoothL1:
+    double beta
+    double inv_beta        # 1 / beta, 0 when beta = 0 (then the quadratic branch never runs)
+
+cdef inline void SmoothL1_math(SmoothL1 L, floating t, floating p, floating column,
+                               floating* l, floating* g, floating* h) noexcept nogil:
+    cdef floating d = p - t
+    cdef floating ad = fabs(d)
+    cdef floating ib = <floating>L.inv_beta
+    if ad < <floating>L.beta:
+        l[0] = <floating>0.5 * d * d * ib
+        g[0] = d * ib
+        h[0] = ib
+    else:
+        l[0] = ad - <floating>(0.5 * L.beta)
+        g[0] = sign(d)
+        h[0] = nan_or_zero(d)
+
+
+# @elementwise_loss(cost="cheap")
+cdef struct PseudoHuber:
+    double delta
+    double inv_delta
+
+cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floating column,
+                                  floating* l, floating* g, floating* h) noexcept nogil:
+    # With a = |d|, r = a / delta and s = sqrt(1 + r**2):
+    #   l = delta**2 (s - 1) = delta * a * (r / (s + 1))   no cancellation at tiny d, no
+    #                                                       overflow of d**2 at huge d
+    #   g = d / s,   h = (1 / s)**3
+    # Beyond r = 2**27 (2**13 in float32) 1 + r**2 rounds to r**2, so s = r (and g = +-delta
+    # to the last bit), and r**2 is never formed (it would overflow at |d| = 1e155).
+    cdef floating big = <floating>(8192.0 if floating is float else 134217728.0)
+    cdef floating d = p - t
+    cdef floating a = fabs(d)
+    cdef floating r = a * <floating>L.inv_delta
+    cdef bint huge = r >= big
+    cdef floating rc = 0 if huge else r               # NaN stays NaN
+    cdef floating s = f_sqrt(f_fma(rc, rc, 1))
+    # One division per element (division and sqrt bound this loop): v = 1 / (s (s + 1)), so
+    # 1/s = (s + 1) v and 1/(s + 1) = s v; where s = r (huge), v = 1/r instead.
+    cdef floating v = 1 / (r if huge else s * (s + 1))
+    cdef floating u = v if huge else (s + 1) * v
+    # r / (s + 1) = 1 - 1/r + O(r**-2) where s = r: finite at d = +-inf (no inf / inf)
+    l[0] = a * ((1 - v) if huge else r * (s * v)) * <floating>L.delta
+    g[0] = sign(d) * <floating>L.delta if huge else d * u
+    h[0] = u * u * u
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct MeanSquaredLogError:
+    char unused
+
+cdef inline int MeanSquaredLogError_invalid(MeanSquaredLogError L, floating t,
+                                            floating p) noexcept nogil:
+    # y_true first where both are out of the domain; NaN is not checked (it propagates).
+    return BAD_Y_TRUE if t <= -1 else (BAD_Y_PRED if p <= -1 else 0)
+
+cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, floating p,
+                                          floating column, floating* l, floating* g,
+                                          floating* h) noexcept nogil:
+    cdef floating e = f_log1p(p) - f_log1p(t)
+    cdef floating u = 1 / (1 + p)
+    l[0] = e * e
+    g[0] = 2 * e * u
+    h[0] = 2 * (1 - e) * u * u

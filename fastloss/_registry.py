@@ -42,6 +42,7 @@ DATA_KINDS = {
     "count": "counts or rates >= 0 (zeros included)",
     "positive": "positive numbers (> 0)",
     "nonnegative": "numbers >= 0 (a rate)",
+    "above_minus_one": "real numbers > -1 (arguments of log1p)",
 }
 
 #: Every declared loss, by the name of its functional, in declaration order.

@@ -200,6 +200,20 @@ def positive(name: str, value) -> float:
     return v
 
 
+def nonnegative(name: str, value) -> float:
+    v = _scalar(name, value)
+    if not (v >= 0 and np.isfinite(v)):
+        raise ValueError(f"{name}: must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def open_unit_interval(name: str, value) -> float:
+    v = _scalar(name, value)
+    if not 0 < v < 1:
+        raise ValueError(f"{name}: must lie in the open interval (0, 1), got {value!r}")
+    return v
+
+
 def unit_interval(name: str, value, upper_open: bool = False) -> float:
     v = _scalar(name, value)
     if not (0 <= v <= 1) or (upper_open and v == 1):

@@ -1,7 +1,7 @@
 # Scalar math for kernels, in both dtypes: exp/log/log1p resolve to glibc's vector math
 # library inside vectorized loops (see _simd_math.h). Kernel modules only.
 from cython cimport floating
-from libc.math cimport fabs, INFINITY, NAN
+from libc.math cimport fabs, sqrt, sqrtf, INFINITY, NAN
 
 cdef extern from "_simd_math.h" nogil:
     double exp(double)
@@ -39,6 +39,13 @@ cdef inline floating f_expm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
+
+cdef inline floating f_sqrt(floating x) noexcept nogil:
+    # One vector instruction (sqrtpd/sqrtps) inside vectorized loops (-fno-math-errno).
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 cdef inline floating f_fma(floating x, floating y, floating z) noexcept nogil:
     # x * y + z, computed alike in every loop (see fl_fma in _simd_math.h): a kernel writes it

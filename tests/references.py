@@ -446,6 +446,120 @@ def _sklearn_half(cls_name, **kw):
 def _sklearn_tweedie(mod, prm, t, p):
     return _sklearn_half("HalfTweedieLoss", power="power")(mod, prm, t, p)
 
+def ref_quantile(params, t, p):
+    """Pinball loss; gradient -q where y_true > y_pred, else 1 - q (the contract: 1 - q at the
+    kink, where sklearn's PinballLoss takes -q); hessian exactly 0."""
+    q = float(params["quantile"])
+    with np.errstate(all="ignore"):
+        _, d = _diff(t, p)
+        isnan = np.isnan(d)
+        l = np.where(d < 0, q * -d, (1 - q) * d)
+        g = np.where(isnan, np.nan, np.where(d < 0, -q, 1 - q))
+        h = np.where(isnan, np.nan, 0.0)
+    return _terms(l, g, h)
+
+
+def ref_smooth_l1(params, t, p):
+    """torch's smooth_l1_loss: 0.5 d**2 / beta inside |d| < beta, |d| - beta/2 outside."""
+    dt = p.dtype
+    beta = float(params["beta"])
+    with np.errstate(all="ignore"):
+        d_dt, d = _diff(t, p)
+        isnan = np.isnan(d)
+        inside = np.abs(d_dt) < dt.type(beta)        # the branch, in the working dtype
+        b = beta if beta > 0 else 1.0                 # (unused where beta == 0)
+        l = np.where(inside, 0.5 * d * d / b, np.abs(d) - 0.5 * beta)
+        g = np.where(inside, d / b, np.sign(d))
+        h = np.where(inside, 1 / b, np.where(isnan, np.nan, 0.0))
+        # |d| - beta/2 cancels near |d| = beta: judged against its terms
+        ml = np.where(inside, np.abs(l), np.abs(d) + 0.5 * beta)
+    return dict(l=l, g=g, h=h, ml=ml, mg=np.abs(g), mh=np.abs(h))
+
+
+def _smooth_l1_kinks(params, t, p, radius):
+    return np.abs(np.abs(_f64(p) - _f64(t)) - float(params["beta"])) <= radius
+
+
+def ref_pseudo_huber(params, t, p):
+    """delta**2 (sqrt(1 + r**2) - 1) as d**2 / (sqrt(1 + r**2) + 1), with np.hypot (no
+    overflow): l = |d| * (|d| / (hypot(1, r) + 1)), g = d / hypot(1, r), h = hypot(1, r)**-3."""
+    delta = float(params["delta"])
+    with np.errstate(all="ignore"):
+        _, d = _diff(t, p)
+        a = np.abs(d)
+        s = np.hypot(1.0, a / delta)
+        l = a * ((a / delta) / (s + 1)) * delta
+        l = np.where(np.isinf(a), np.inf, l)
+        g = np.where(np.isinf(d), np.sign(d) * delta, d / s)
+        h = (1 / s) ** 3
+    return _terms(l, g, h)
+
+
+def exact_pseudo_huber(params, t, p):
+    import mpmath
+    delta = mpmath.mpf(params["delta"])
+    d = p - t
+    s = mpmath.sqrt(1 + (d / delta) ** 2)
+    # delta**2 (s - 1) written without its cancellation (which 50 digits do not absorb at
+    # d = 1e-26)
+    return d * d / (s + 1), d / s, s ** -3
+
+
+def exact_inputs_pseudo_huber(params, dtype):
+    """d = +-10**x for x in [-150, 200] (float32: [-18, 37]), and 0."""
+    lo, hi = (-150, 200) if np.dtype(dtype) == F64 else (-18, 37)
+    a = np.logspace(lo, hi, 3001)
+    p = np.concatenate([a, -a, [0.0]]).astype(dtype)
+    return np.zeros_like(p), p
+
+
+def ref_mean_squared_log_error(params, t, p):
+    with np.errstate(all="ignore"):
+        t64, p64 = _f64(t), _f64(p)
+        lt, lp = np.log1p(t64), np.log1p(p64)
+        e = lp - lt
+        u = 1 / (1 + p64)
+        l = e * e
+        g = 2 * e * u
+        h = 2 * (1 - e) * u * u
+        m = np.abs(lp) + np.abs(lt)                 # e cancels where y_pred ~ y_true
+        return dict(l=l, g=g, h=h, ml=m * m, mg=2 * m * np.abs(u),
+                    mh=2 * (1 + m) * u * u)
+
+
+def _above_minus_one_domain(params, t, p):
+    with np.errstate(invalid="ignore"):
+        return {"y_true": np.asarray(t) <= -1, "y_pred": np.asarray(p) <= -1}
+
+
+def exact_mean_squared_log_error(params, t, p):
+    import mpmath
+    e = mpmath.log1p(p) - mpmath.log1p(t)
+    u = 1 / (1 + p)
+    return e * e, 2 * e * u, 2 * (1 - e) * u * u
+
+
+def exact_inputs_mean_squared_log_error(params, dtype):
+    """y_true in {0, +-1e-3, 0.5, -0.5, 3, 1e6}, y_pred = -1 + 10**x and 10**x for x in
+    [-12, 12] (float32: [-6, 12]); kept where neither e = log1p(p) - log1p(t) nor 1 - e
+    cancels: |e| >= (|log1p(p)| + |log1p(t)|) / 2 and |1 - e| >= 1/2 (in the dtype's
+    rounding of the inputs)."""
+    dt = np.dtype(dtype)
+    lo = -12 if dt == F64 else -6
+    x = 10.0 ** np.linspace(lo, 12, 301)
+    preds = np.concatenate([(-1 + x[x < 1]), x, [0.0]]).astype(dt)
+    preds = preds[preds > -1]
+    ts, ps = [], []
+    for y in (0.0, 1e-3, -1e-3, 0.5, -0.5, 3.0, 1e6):
+        ts.append(np.full(preds.shape, y, dt))
+        ps.append(preds)
+    t, p = np.concatenate(ts), np.concatenate(ps)
+    lt, lp = np.log1p(_f64(t)), np.log1p(_f64(p))
+    e = lp - lt
+    keep = (np.abs(e) >= 0.5 * (np.abs(lp) + np.abs(lt))) & (np.abs(1 - e) >= 0.5)
+    return t[keep], p[keep]
+
+
 # =============================================================================================
 # Row-wise references: categorical cross-entropy and KL divergence share the softmax
 # =============================================================================================
@@ -701,9 +815,40 @@ def _torch(fname, **kw):
     return loss
 
 
-def _sklearn(fname):
+def _sklearn_pinball(L, prm, t, p):
+    """sklearn._loss.loss.PinballLoss: per-element loss (its gradient, -q at the kink where
+    ours is 1 - q, and its hessian 1, where ours is 0, are compared in
+    tests/test_quantile_smooth_msle.py)."""
+    obj = L.PinballLoss(quantile=float(prm["quantile"]))
+    return obj.loss(_f64(t).ravel(), _f64(p).ravel()).reshape(np.shape(p))
+
+
+def _xgboost_pseudo_huber(np_, prm, t, p):
+    """XGBoost's documented reg:pseudohubererror (src/objective/regression_obj.cu,
+    PseudoHuberRegression, huber_slope = delta), written out independently: loss
+    slope**2 * (sqrt(1 + (d/slope)**2) - 1); its gradient and hessian are
+    `xgboost_pseudo_huber_grad_hess` (tests/test_quantile_smooth_msle.py)."""
+    # In np.longdouble: in float64 the formula cancels for small d (the reason fastloss
+    # computes it otherwise), which would leave nothing to compare.
+    slope = np.longdouble(prm["delta"])
+    z = np.asarray(p, np.longdouble) - np.asarray(t, np.longdouble)
+    with np.errstate(all="ignore"):
+        return _f64(slope ** 2 * (np_.sqrt(1 + (z / slope) ** 2) - 1))
+
+
+def xgboost_pseudo_huber_grad_hess(t, p, slope):
+    """XGBoost's PseudoHuberRegression::GetGradient: z = p - y, scale_sqrt = sqrt(1 + (z/slope)**2),
+    grad = z / scale_sqrt, hess = slope**2 / ((z**2 + slope**2) * scale_sqrt)."""
+    z = _f64(p) - _f64(t)
+    scale = 1 + (z / slope) ** 2
+    scale_sqrt = np.sqrt(scale)
+    return z / scale_sqrt, slope ** 2 / ((z * z + slope ** 2) * scale_sqrt)
+
+
+def _sklearn(fname, **kw):
     def loss(metrics, prm, t, p):
-        return float(getattr(metrics, fname)(_f64(t).ravel(), _f64(p).ravel()))
+        return float(getattr(metrics, fname)(_f64(t).ravel(), _f64(p).ravel(),
+                                             **{k: prm[v] for k, v in kw.items()}))
     return loss
 
 
@@ -764,6 +909,25 @@ REFERENCES: Dict[str, Reference] = {
         exact=exact_tweedie, exact_inputs=_exact_inputs([0.0, 0.5, 1.0, 3.0, 1e3], _tweedie_terms),
         peers=(Peer("sklearn._loss.loss.HalfTweedieLoss", "sklearn._loss.loss",
                     _sklearn_tweedie),)),
+    "quantile": Reference(
+        "elementwise", ref_quantile, kinks=_abs_kink,
+        peers=(Peer("sklearn._loss.loss.PinballLoss", "sklearn._loss.loss", _sklearn_pinball),
+               Peer("sklearn.metrics.mean_pinball_loss", "sklearn.metrics",
+                    _sklearn("mean_pinball_loss", alpha="quantile"), reduction="mean"))),
+    "smooth_l1": Reference(
+        "elementwise", ref_smooth_l1, kinks=_smooth_l1_kinks,
+        peers=(Peer("torch.nn.functional.smooth_l1_loss", "torch",
+                    _torch("smooth_l1_loss", beta="beta")),)),
+    "pseudo_huber": Reference(
+        "elementwise", ref_pseudo_huber, exact=exact_pseudo_huber,
+        exact_inputs=exact_inputs_pseudo_huber,
+        peers=(Peer("XGBoost reg:pseudohubererror (documented formula)", "numpy",
+                    _xgboost_pseudo_huber),)),
+    "mean_squared_log_error": Reference(
+        "elementwise", ref_mean_squared_log_error, domain=_above_minus_one_domain,
+        exact=exact_mean_squared_log_error, exact_inputs=exact_inputs_mean_squared_log_error,
+        peers=(Peer("sklearn.metrics.mean_squared_log_error", "sklearn.metrics",
+                    _sklearn("mean_squared_log_error"), reduction="mean"),)),
 }
 
 
@@ -777,6 +941,11 @@ def _make_real(rng, shape, dtype, params, form, partner):
     # a prediction near its target, |d| spread from 1e-3 to ~10: both sides of any threshold
     scale = 10.0 ** rng.uniform(-3, 0.7, size=shape)
     return (_f64(partner) + rng.normal(size=shape) * scale).astype(dtype)
+
+
+def _make_above_minus_one(rng, shape, dtype, params, form, partner):
+    # log1p's argument: expm1 of a normal spread, in (-0.99, 20) at 3 sigma
+    return np.expm1(rng.normal(size=shape)).astype(dtype)
 
 
 def _make_logit(rng, shape, dtype, params, form, partner):
@@ -874,6 +1043,10 @@ DATA: Dict[str, DataKind] = {
     "nonnegative": DataKind(_make_nonnegative, float_bases=("uniform", "binary"),
                             int_bases=("binary", "uniform"), specials="count",
                             bad="bad_count"),
+    # > -1 (log1p's argument); y_true and y_pred both checked
+    "above_minus_one": DataKind(_make_above_minus_one, float_bases=("uniform", "normal"),
+                                int_bases=("binary", "smallint"), specials="above_minus_one",
+                                bad="bad_above_minus_one"),
 }
 
 
@@ -908,6 +1081,11 @@ def specials(dt, name):
         return [-1.0, 2.0, -0.5, 1.5]
     if name == "soft":
         return [0.0, 1.0, np.nan, 1e-300, s, 0.5]
+    if name == "above_minus_one":
+        # -0.99999988 is the float32 neighbour of -1 (> -1 in both dtypes)
+        return [0.0, -0.0, 1.0, -0.5, -0.99999988, 1e-30, s, -s, 1e-12, h, np.inf, np.nan, 3.0]
+    if name == "bad_above_minus_one":
+        return [-1.0, -1.5, -np.inf, -h, -2.0]
     if name == "rprob":
         return [0.0, 1.0, np.nan, s, 1e-45, 2.0, np.inf, 1e-300, 3e-44]
     if name == "count":
