@@ -106,11 +106,12 @@ cdef inline cnp.ndarray _pred(object y):
     return _v.as_pred(y)
 
 
-cdef inline cnp.ndarray _cast(object y, int typ, object dtype, str name):
+cdef inline cnp.ndarray _cast(object y, int typ, object dtype, str name, tuple shapes):
+    # `shapes`: the shapes y may have; any other is refused before anything is converted.
     if cnp.PyArray_CheckExact(y) and cnp.PyArray_TYPE(<cnp.ndarray>y) == typ \
             and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>y):
         return <cnp.ndarray>y
-    return _v.as_real(y, dtype, name)
+    return _v.as_real(y, dtype, name, shapes)
 
 
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
@@ -239,7 +240,8 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
         return _run_rowwise(spec, y_true, p, sample_weight, reduction_code, loss_out, gradient_out,
                             hessian_out, wanted)
     cdef int typ = cnp.PyArray_TYPE(p)
-    cdef cnp.ndarray t = _cast(y_true, typ, (<object>p).dtype, "y_true")
+    cdef object shape = (<object>p).shape
+    cdef cnp.ndarray t = _cast(y_true, typ, (<object>p).dtype, "y_true", (shape,))
     cdef cnp.ndarray w = None
     cdef int nd = cnp.PyArray_NDIM(p)
     cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(p)
@@ -267,7 +269,8 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
             _v.param_shape_error(spec.column_name, col, (<object>p).shape)
         job.columns = cnp.PyArray_DATA(col)
     if sample_weight is not None:
-        w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight")
+        w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight",
+                  (shape, shape[:1]) if nd > 1 else (shape,))
         if not _same_shape(w, p):
             if nd > 1 and cnp.PyArray_NDIM(w) == 1 and cnp.PyArray_DIMS(w)[0] == dims[0]:
                 job.w_per_row = True
@@ -355,12 +358,13 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     if k == 0:
         _v.rowwise_shape_error(p)
     if spec.labels and _v.is_labels(y_true):
-        lab = _v.as_labels(y_true)
+        lab = _v.as_labels(y_true, n, k, spec.ignore if spec.has_ignore else None)
         if cnp.PyArray_NDIM(lab) != 1 or cnp.PyArray_DIMS(lab)[0] != n:
             _v.shape_error("y_true", lab, (n,), labels=True)
         job.lab = <const long long*>cnp.PyArray_DATA(lab)
     else:
-        t = _cast(y_true, typ, (<object>p).dtype, "y_true")
+        # (n,) too: integer labels' shape, for which a wrong dtype is the better message
+        t = _cast(y_true, typ, (<object>p).dtype, "y_true", ((<object>p).shape, (n,)))
         if not _same_shape(t, p):
             _v.shape_error("y_true", t, (<object>p).shape, labels=spec.labels)
         job.t = cnp.PyArray_DATA(t)
@@ -371,7 +375,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         job.cw = cnp.PyArray_DATA(cw)
         job.cw_sum = float(np.sum(spec.cw64))
     if sample_weight is not None:
-        w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight")
+        w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight", ((n,),))
         if cnp.PyArray_NDIM(w) != 1 or cnp.PyArray_DIMS(w)[0] != n:
             _v.shape_error("sample_weight", w, (n,))
         job.w = cnp.PyArray_DATA(w)
@@ -396,12 +400,12 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         with nogil:
             bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &den)
         if bad != OK:
-            _v.kernel_error(bad, spec.errors, {"y_true": lab})
+            _v.kernel_error(bad, spec.errors, {"y_true": y_true})   # the caller's values
     job.gscale = 1.0 / den if reduction_code == RED_MEAN and den > 0 else (0.0 if reduction_code == RED_MEAN else 1.0)
     with nogil:
         bad = kernels.rowwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &num, &den_main)
     if bad != OK:
-        _v.kernel_error(bad, spec.errors, {"y_true": lab if lab is not None else t, "y_pred": p})
+        _v.kernel_error(bad, spec.errors, {"y_true": y_true if lab is not None else t, "y_pred": p})
     return _result(wanted, reduction_code, num, den_main, keep)
 
 

@@ -140,19 +140,24 @@ def _make_init(cls):
     return __init__
 
 
+_CACHEABLE = (bool, int, float, str)
+
+
 def _make_functional(cls):
     """``fl.<function>(y_true, y_pred, *, sample_weight, reduction, n_threads, **params)``."""
     cache: dict = {}
 
     def f(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: Optional[ArrayLike] = None,
           reduction: str = "mean", n_threads: Optional[int] = None, **params: Any):
-        try:
-            # Types are part of the key: 1 == 1.0 == True, but only an int is a valid n_threads.
+        # Only plain scalar parameters are cached: a cache of arrays or long tuples would keep
+        # them alive. Types are part of the key: 1 == 1.0 == True, but only an int is a valid
+        # n_threads.
+        key = obj = None
+        if all(v is None or type(v) in _CACHEABLE for v in params.values()) and \
+                (n_threads is None or type(n_threads) in _CACHEABLE):
             key = (type(n_threads), n_threads,
                    tuple(sorted((k, type(v), v) for k, v in params.items())))
             obj = cache.get(key)
-        except TypeError:  # unhashable parameter (an array): no caching
-            key, obj = None, None
         if obj is None:
             obj = cls(n_threads=n_threads, **params)
             if key is not None and len(cache) < 64:

@@ -61,8 +61,24 @@ def as_pred(y) -> np.ndarray:
     return _aligned(np.asarray(a, dtype=dtype, order="C"))  # keeps 0-d inputs 0-d
 
 
-def as_real(y, dtype, name: str) -> np.ndarray:
-    """Cast y_true or sample_weight to y_pred's dtype, C-contiguous."""
+def _shape_placeholder(y, shapes):
+    """A zero-copy stand-in of y's shape when that shape is none of `shapes`, so that the
+    caller's shape check fails at once -- before a large array-like is converted or copied."""
+    shape = getattr(y, "shape", None)
+    if shapes is None or not isinstance(shape, tuple) or tuple(shape) in shapes:
+        return None
+    try:
+        return np.broadcast_to(np.zeros((), np.uint8), shape)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_real(y, dtype, name: str, shapes=None) -> np.ndarray:
+    """Cast y_true or sample_weight to y_pred's dtype, C-contiguous (when its shape is one of
+    `shapes`: otherwise a stand-in of its shape, for the caller's shape error)."""
+    placeholder = _shape_placeholder(y, shapes)
+    if placeholder is not None:
+        return placeholder
     return _aligned(np.asarray(_real_array(y, name), dtype=dtype, order="C"))
 
 
@@ -78,11 +94,18 @@ def is_labels(y) -> bool:
     return kind in "biu"
 
 
-def as_labels(y) -> np.ndarray:
+def as_labels(y, n_rows: int, n_classes: int, ignore_index) -> np.ndarray:
+    """Integer class labels as int64 (a stand-in of y's shape if it is not (n_rows,))."""
+    placeholder = _shape_placeholder(y, ((n_rows,),))
+    if placeholder is not None:
+        return placeholder
     a = _real_array(y, "y_true")
-    if a.dtype.kind == "u" and a.dtype.itemsize == 8:
-        # uint64 labels >= 2**63 would wrap to negative int64: keep them out of range.
-        a = np.minimum(a, np.iinfo(np.int64).max)
+    if a.dtype.kind == "u" and a.dtype.itemsize == 8 and a.size and a.max() > INT64_MAX:
+        # uint64 labels >= 2**63 have no int64 value: a negative one is out of range just as
+        # well (the kernel reports it, with the caller's value: see kernel_error's arrays),
+        # and it must not be mistaken for ignore_index.
+        sentinel = INT64_MIN if ignore_index != INT64_MIN else INT64_MIN + 1
+        a = np.where(a > INT64_MAX, np.int64(sentinel), a.astype(np.int64))
     return _aligned(np.asarray(a, dtype=np.int64, order="C"))
 
 

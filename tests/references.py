@@ -330,8 +330,10 @@ def ref_tweedie(params, t, p):
             return dict(l=0.5 * r * r, g=e * r, h=e * (2 * e - y), ml=0.5 * (e + np.abs(y)) ** 2,
                         mg=e * (e + np.abs(y)), mh=e * (2 * e + np.abs(y)))
         a, b = 2 - pw, 1 - pw
-        ea = _exp_dt(float(p.dtype.type(a)) * z if p.dtype == F32 else a * z, p.dtype)
-        ebz = float(p.dtype.type(b)) * z if p.dtype == F32 else b * z
+        # The exponents a*z, b*z are formed in y_pred's dtype (one rounding, as any
+        # implementation in that dtype must): exp amplifies their rounding by |a z|.
+        ea = _exp_dt(_f64(p.dtype.type(a) * p), p.dtype)
+        ebz = _f64(p.dtype.type(b) * p)
         yb = y * _exp_dt(ebz, p.dtype)
         ta, tb = ea / a, yb / b
         both = np.isinf(ea) & np.isinf(yb)
