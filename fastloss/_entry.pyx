@@ -80,6 +80,7 @@ cdef class Spec:
         if kernel.class_weight is not None:
             self.cw64 = np.ascontiguousarray(kernel.class_weight, dtype=np.float64)
             self.cw32 = self.cw64.astype(np.float32)
+            self.cw_sum = float(np.sum(self.cw64))   # once, not per call
         ig = kernel.ignore_index
         # An ignore_index no int64 label can equal ignores nothing.
         self.has_ignore = ig is not None and _v.INT64_MIN <= ig <= _v.INT64_MAX
@@ -373,7 +374,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         if cnp.PyArray_SIZE(cw) != k:
             _v.param_shape_error("class_weight", cw, (<object>p).shape)
         job.cw = cnp.PyArray_DATA(cw)
-        job.cw_sum = float(np.sum(spec.cw64))
+        job.cw_sum = spec.cw_sum
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight", ((n,),))
         if cnp.PyArray_NDIM(w) != 1 or cnp.PyArray_DIMS(w)[0] != n:
