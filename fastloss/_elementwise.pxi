@@ -62,6 +62,18 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
         i += seg
 
 
+cdef inline void ew_prefetch(const floating* t, const floating* p, floating* go, Py_ssize_t start,
+                             Py_ssize_t stop) noexcept nogil:
+    # One hint per 64-byte line of each input and output, a few sub-chunks ahead.
+    cdef Py_ssize_t i = start, step = 64 // sizeof(floating)
+    while i < stop:
+        fl_prefetch(t + i)
+        fl_prefetch(p + i)
+        if go != NULL:
+            fl_prefetch_write(go + i)
+        i += step
+
+
 cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssize_t start,
                          Py_ssize_t stop, double* out) noexcept nogil:
     """Process elements [start, stop): outputs, weights, the block's loss sum, first bad index."""
@@ -83,6 +95,9 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
         acc[j] = 0
     while s0 < stop:
         n = min(EW_SUB, stop - s0)
+        if ew_min_work(L) == MIN_WORK_TRANSCENDENTAL:
+            ew_prefetch(t, p, <floating*>job.go, s0 + EW_PREFETCH_AHEAD,
+                        min(s0 + EW_PREFETCH_AHEAD + n, job.n))
         lo = <floating*>job.lo + s0 if job.lo != NULL else loss_buf
         go = <floating*>job.go + s0 if job.go != NULL else NULL
         ho = <floating*>job.ho + s0 if job.ho != NULL else NULL

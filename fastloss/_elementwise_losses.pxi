@@ -136,53 +136,87 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
     h[0] = 4 * e2 / (den * den)
 
 
-# @elementwise_loss(cost="transcendental")
-cdef struct PoissonLog:
-    double full            # 1: add Stirling's y log y - y + log(2 pi y) / 2 where y > 1
+cdef inline floating poisson_stirling(floating t) noexcept nogil:
+    # full=True adds Stirling's y log y - y + log(2 pi y) / 2 where y > 1 (torch's convention).
+    cdef floating ly = f_log(t)
+    return (f_fma(t, ly, -t) + <floating>0.5 * (ly + <floating>1.8378770664093453)) if t > 1 else 0
 
-cdef inline int PoissonLog_invalid(PoissonLog L, floating t, floating p) noexcept nogil:
+cdef inline int poisson_invalid(floating t) noexcept nogil:
     return BAD_Y_TRUE if t < 0 else 0
 
-cdef inline void PoissonLog_math(PoissonLog L, floating t, floating p, floating column,
-                                 floating* l, floating* g, floating* h) noexcept nogil:
+cdef inline void poisson_log_math(floating t, floating p, bint full, floating* l, floating* g,
+                                  floating* h) noexcept nogil:
     # l = exp(z) - y z. Where exp(z) overflows (z > 709.78 in float64, 88.72 in float32) the
     # loss is +inf as the math says, also where y z overflows too (no inf - inf), unless y is
-    # itself infinite.
-    cdef floating e = f_exp(p)
+    # itself infinite. `full` is a constant of each kernel, so each loop has only its own work.
+    cdef floating e = f_exp_inline(p)
     cdef floating yz = t * p
-    cdef floating ly
     l[0] = e - yz
     if (e == INFINITY) & (yz == INFINITY) & (t < INFINITY):
         l[0] = e
-    if L.full != 0:
-        ly = f_log(t)
-        if t > 1:
-            l[0] = l[0] + (f_fma(t, ly, -t) + <floating>0.5 * (ly + <floating>1.8378770664093453))
+    if full:
+        l[0] = l[0] + poisson_stirling(t)
     g[0] = e - t
     h[0] = e
+
+cdef inline void poisson_rate_math(floating t, floating p, floating eps, bint full, floating* l,
+                                   floating* g, floating* h) noexcept nogil:
+    # torch.nn.functional.poisson_nll_loss(log_input=False): l = mu - y log(mu + eps).
+    cdef floating m = p + eps
+    cdef floating r = t / m
+    l[0] = f_fma(-t, f_log(m), p)
+    if full:
+        l[0] = l[0] + poisson_stirling(t)
+    g[0] = 1 - r
+    h[0] = r / m
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct PoissonLog:
+    char unused
+
+cdef inline int PoissonLog_invalid(PoissonLog L, floating t, floating p) noexcept nogil:
+    return poisson_invalid(t)
+
+cdef inline void PoissonLog_math(PoissonLog L, floating t, floating p, floating column,
+                                 floating* l, floating* g, floating* h) noexcept nogil:
+    poisson_log_math(t, p, False, l, g, h)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct PoissonLogFull:
+    char unused
+
+cdef inline int PoissonLogFull_invalid(PoissonLogFull L, floating t, floating p) noexcept nogil:
+    return poisson_invalid(t)
+
+cdef inline void PoissonLogFull_math(PoissonLogFull L, floating t, floating p, floating column,
+                                     floating* l, floating* g, floating* h) noexcept nogil:
+    poisson_log_math(t, p, True, l, g, h)
 
 
 # @elementwise_loss(cost="transcendental")
 cdef struct PoissonRate:
-    double full
     double eps
 
 cdef inline int PoissonRate_invalid(PoissonRate L, floating t, floating p) noexcept nogil:
-    return BAD_Y_TRUE if t < 0 else (BAD_Y_PRED if p < 0 else 0)
+    return poisson_invalid(t) or (BAD_Y_PRED if p < 0 else 0)
 
 cdef inline void PoissonRate_math(PoissonRate L, floating t, floating p, floating column,
                                   floating* l, floating* g, floating* h) noexcept nogil:
-    # torch.nn.functional.poisson_nll_loss(log_input=False): l = mu - y log(mu + eps).
-    cdef floating m = p + <floating>L.eps
-    cdef floating r = t / m
-    cdef floating ly
-    l[0] = f_fma(-t, f_log(m), p)
-    if L.full != 0:
-        ly = f_log(t)
-        if t > 1:
-            l[0] = l[0] + (f_fma(t, ly, -t) + <floating>0.5 * (ly + <floating>1.8378770664093453))
-    g[0] = 1 - r
-    h[0] = r / m
+    poisson_rate_math(t, p, <floating>L.eps, False, l, g, h)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct PoissonRateFull:
+    double eps
+
+cdef inline int PoissonRateFull_invalid(PoissonRateFull L, floating t, floating p) noexcept nogil:
+    return poisson_invalid(t) or (BAD_Y_PRED if p < 0 else 0)
+
+cdef inline void PoissonRateFull_math(PoissonRateFull L, floating t, floating p, floating column,
+                                      floating* l, floating* g, floating* h) noexcept nogil:
+    poisson_rate_math(t, p, <floating>L.eps, True, l, g, h)
 
 
 # @elementwise_loss(cost="transcendental")
@@ -196,7 +230,7 @@ cdef inline void Gamma_math(Gamma L, floating t, floating p, floating column,
                             floating* l, floating* g, floating* h) noexcept nogil:
     # l = z + y exp(-z): +inf at z = -inf (not -inf + inf).
     # Each y*exp(-z) + c rounded alike in every loop, whichever outputs it keeps: see f_fma.
-    cdef floating e = f_exp(-p)
+    cdef floating e = f_exp_inline(-p)
     cdef floating ye = t * e
     l[0] = f_fma(t, e, p) if p > -INFINITY else ye
     g[0] = f_fma(-t, e, 1)
@@ -225,8 +259,8 @@ cdef inline void Tweedie_math(Tweedie L, floating t, floating p, floating column
     # both terms of l are >= 0 (no cancellation). Where both terms overflow (only for power < 0
     # or > 3 at |z| <= 709), the larger one -- the first where exp(z) > y, judged as z > 0 --
     # gives the signed infinity, not inf - inf.
-    cdef floating ea = f_exp(<floating>L.a * p)
-    cdef floating eb = f_exp(<floating>L.b * p)
+    cdef floating ea = f_exp_inline(<floating>L.a * p)
+    cdef floating eb = f_exp_inline(<floating>L.b * p)
     cdef floating yb = t * eb
     cdef floating la = ea * <floating>L.inv_a
     cdef floating lb = yb * <floating>L.inv_b
@@ -249,7 +283,7 @@ cdef inline void TweedieNormal_math(TweedieNormal L, floating t, floating p, flo
                                     floating* l, floating* g, floating* h) noexcept nogil:
     # Tweedie power 0, log link: l = (exp(z) - y)**2 / 2, gradient exp(z) (exp(z) - y),
     # hessian exp(z) (2 exp(z) - y).
-    cdef floating e = f_exp(p)
+    cdef floating e = f_exp_inline(p)
     cdef floating r = e - t
     l[0] = <floating>0.5 * r * r
     g[0] = e * r

@@ -20,6 +20,9 @@ cdef enum:
     # Elements per sub-chunk inside a block: the chunk's loss scratch stays in L1 while the
     # inputs stream past it.
     EW_SUB = 256
+    # How far ahead (elements) exp/log-bound loops ask for their data: far enough to cover
+    # DRAM latency at their slow pace, near enough to stay in L1/L2.
+    EW_PREFETCH_AHEAD = 1024
     # Partials for this many blocks live on the stack; more are malloc'ed (n > 32768).
     STACK_BLOCKS = 16
 

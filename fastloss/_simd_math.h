@@ -46,6 +46,101 @@ static inline double fl_fma(double x, double y, double z) { return x * y + z; }
 static inline float fl_fmaf(float x, float y, float z) { return x * y + z; }
 #endif
 
+/* exp(x) as straight-line arithmetic, for loops whose only transcendental is exp. Inlined, it
+ * vectorizes with the loop around it: no call and no spilling of the loop's registers across
+ * one. Against libmvec's exp on the AVX-512 build (loss+gradient, float64, n = 1e5, 1 thread,
+ * AMD Zen 5, one alternating run): Poisson 1.8 -> 1.06 ns per element, Gamma 1.1-1.3 -> 1.07,
+ * Tweedie 2.3 -> 2.1. On the baseline build (SSE2, no FMA) libmvec was faster (2.0 against
+ * 3.3 ns for exp alone), so there fl_exp_inline is libmvec's exp.
+ * Method: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2 (k * ln2_hi exact); e^r - 1 by
+ * its Taylor polynomial in Estrin's scheme (degree 13 in double, 7 in float: truncation
+ * below a tenth of an ulp), 1 added last; 2^k applied as two exact power-of-two factors, so
+ * results in the subnormal range are rounded once and overflow gives inf. x is first
+ * clamped to where the result is already 0 or inf; NaN passes the clamp (comparisons are
+ * false) and propagates. Measured against mpmath: at most 0.94 ulp (double) and 0.96 ulp
+ * (float) over the normal range, 1 ulp of the smallest subnormal below it. */
+#if defined(__FMA__) && defined(__AVX2__)
+static inline double fl_bits_to_double(unsigned long long u) {
+    double d; __builtin_memcpy(&d, &u, sizeof d); return d;
+}
+static inline unsigned long long fl_double_to_bits(double d) {
+    unsigned long long u; __builtin_memcpy(&u, &d, sizeof u); return u;
+}
+static inline float fl_bits_to_float(unsigned int u) {
+    float f; __builtin_memcpy(&f, &u, sizeof f); return f;
+}
+static inline unsigned int fl_float_to_bits(float f) {
+    unsigned int u; __builtin_memcpy(&u, &f, sizeof u); return u;
+}
+
+/* The reduction, e^r - 1 and the two power-of-two factors of 2^k. */
+static inline double fl_exp_parts(double x, double* s1, double* s2) {
+    const double shift = 0x1.8p52;                  /* adding it rounds to an integer */
+    const double inv_ln2 = 0x1.71547652b82fep0;
+    const double ln2_hi = 0x1.62e42fee00000p-1;     /* 32 bits: k * ln2_hi is exact */
+    const double ln2_lo = 0x1.a39ef35793c76p-33;
+    x = x > 710.0 ? 710.0 : x;
+    x = x < -746.0 ? -746.0 : x;
+    double z = fl_fma(x, inv_ln2, shift);
+    double kd = z - shift;
+    double r = fl_fma(-kd, ln2_lo, x - kd * ln2_hi);
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double a0 = fl_fma(1.0 / 6, r, 1.0 / 2);
+    double a1 = fl_fma(1.0 / 120, r, 1.0 / 24);
+    double a2 = fl_fma(1.0 / 5040, r, 1.0 / 720);
+    double a3 = fl_fma(1.0 / 362880, r, 1.0 / 40320);
+    double a4 = fl_fma(1.0 / 39916800, r, 1.0 / 3628800);
+    double a5 = fl_fma(1.0 / 6227020800.0, r, 1.0 / 479001600);
+    double b0 = fl_fma(a1, r2, a0), b1 = fl_fma(a3, r2, a2), b2 = fl_fma(a5, r2, a4);
+    /* k = k1 + k2 with k1 = round(k/2): 2^k1 and 2^k2 are normal for every clamped x. */
+    double z1 = fl_fma(kd, 0.5, shift);
+    double z2 = (kd - (z1 - shift)) + shift;
+    *s1 = fl_bits_to_double((fl_double_to_bits(z1) << 52) + 0x3ff0000000000000ULL);
+    *s2 = fl_bits_to_double((fl_double_to_bits(z2) << 52) + 0x3ff0000000000000ULL);
+    return fl_fma(fl_fma(b2, r8, fl_fma(b1, r4, b0)), r2, r);
+}
+
+static inline double fl_exp_inline(double x) {
+    double s1, s2, q = fl_exp_parts(x, &s1, &s2);
+    return ((q + 1.0) * s1) * s2;
+}
+
+static inline float fl_expf_parts(float x, float* s1, float* s2) {
+    const float shift = 0x1.8p23f;
+    const float inv_ln2 = 0x1.715476p0f;
+    const float ln2_hi = 0x1.62e400p-1f;            /* 15 bits: k * ln2_hi is exact */
+    const float ln2_lo = 0x1.7f7d1cp-20f;
+    x = x > 89.0f ? 89.0f : x;
+    x = x < -104.0f ? -104.0f : x;
+    float z = fl_fmaf(x, inv_ln2, shift);
+    float kd = z - shift;
+    float r = fl_fmaf(-kd, ln2_lo, x - kd * ln2_hi);
+    float r2 = r * r, r4 = r2 * r2;
+    float a0 = fl_fmaf(1.0f / 6, r, 1.0f / 2);
+    float a1 = fl_fmaf(1.0f / 120, r, 1.0f / 24);
+    float a2 = fl_fmaf(1.0f / 5040, r, 1.0f / 720);
+    float z1 = fl_fmaf(kd, 0.5f, shift);
+    float z2 = (kd - (z1 - shift)) + shift;
+    *s1 = fl_bits_to_float((fl_float_to_bits(z1) << 23) + 0x3f800000u);
+    *s2 = fl_bits_to_float((fl_float_to_bits(z2) << 23) + 0x3f800000u);
+    return fl_fmaf(fl_fmaf(a2, r4, fl_fmaf(a1, r2, a0)), r2, r);
+}
+
+static inline float fl_expf_inline(float x) {
+    float s1, s2, q = fl_expf_parts(x, &s1, &s2);
+    return ((q + 1.0f) * s1) * s2;
+}
+
+#else
+static inline double fl_exp_inline(double x) { return exp(x); }
+static inline float fl_expf_inline(float x) { return expf(x); }
+#endif
+
+/* A hint to fetch the cache line holding p (never faults). Compute-bound loops (exp, log)
+ * ask for data too slowly for the hardware prefetcher to keep ahead of them. */
+static inline void fl_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+static inline void fl_prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
+
 #ifdef _OPENMP
 #include <omp.h>
 #define FL_OPENMP 1

@@ -14,6 +14,10 @@ cdef extern from "_simd_math.h" nogil:
     float expm1f(float)
     double fl_fma(double, double, double)
     float fl_fmaf(float, float, float)
+    double fl_exp_inline(double)
+    float fl_expf_inline(float)
+    void fl_prefetch(const void*)
+    void fl_prefetch_write(const void*)
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:
@@ -21,6 +25,14 @@ cdef inline floating f_exp(floating x) noexcept nogil:
         return expf(x)
     else:
         return exp(x)
+
+cdef inline floating f_exp_inline(floating x) noexcept nogil:
+    # exp as inline arithmetic (about 1 ulp; see _simd_math.h), for loops whose only
+    # transcendental is exp. Faster there than a libmvec call on the AVX2/AVX-512 builds.
+    if floating is float:
+        return fl_expf_inline(x)
+    else:
+        return fl_exp_inline(x)
 
 cdef inline floating f_log(floating x) noexcept nogil:
     if floating is float:

@@ -347,10 +347,10 @@ class Poisson(Loss):
     __slots__ = ()
 
     def kernel(p):
-        full = 1.0 if p["full"] else 0.0
+        full = "Full" if p["full"] else ""
         if p["log_input"]:
-            return Kernel("PoissonLog", {"full": full}, errors={"y_true": COUNT_ERROR})
-        return Kernel("PoissonRate", {"full": full, "eps": p["eps"]},
+            return Kernel("PoissonLog" + full, {}, errors={"y_true": COUNT_ERROR})
+        return Kernel("PoissonRate" + full, {"eps": p["eps"]},
                       errors={"y_true": COUNT_ERROR,
                               "y_pred": "y_pred (a rate, log_input=False) must be >= 0, "
                                         "found {value!r} at index {index}"})
@@ -466,7 +466,7 @@ class Tweedie(Loss):
         if pw == 0:
             return Kernel("TweedieNormal")
         if pw == 1:
-            return Kernel("PoissonLog", {"full": 0.0}, errors={"y_true": COUNT_ERROR})
+            return Kernel("PoissonLog", {}, errors={"y_true": COUNT_ERROR})
         if pw == 2:
             return Kernel("Gamma", errors={"y_true": POSITIVE_ERROR})
         a, b = 2.0 - pw, 1.0 - pw
