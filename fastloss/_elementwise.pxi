@@ -33,8 +33,13 @@ cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floatin
 
 cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize_t start,
                    Py_ssize_t n, floating* lo, floating* go, floating* ho,
-                   double grad_scale) noexcept nogil:
-    """Multiply a block's outputs by its sample weights (in cache: no extra memory pass)."""
+                   double wpre, double grad_scale) noexcept nogil:
+    """Multiply a block's outputs by its sample weights (in cache: no extra memory pass).
+
+    The gradient of a weighted mean is g w_i / sum(w), formed in float64 as
+    g * ((w_i * wpre) * grad_scale) and rounded once to the dtype: a share w_i / sum(w) below
+    float32's subnormals still scales a large g to a normal number.
+    """
     cdef Py_ssize_t i, j, seg, r
     cdef floating wi
     if not per_row:
@@ -43,7 +48,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[i] = lo[i] * w[i]
             if go != NULL:
-                go[i] = go[i] * <floating>(w[i] * grad_scale)  # in float64: 1/sum(w) may overflow float32
+                go[i] = <floating>(go[i] * ((w[i] * wpre) * grad_scale))
             if ho != NULL:
                 ho[i] = ho[i] * w[i]
         return
@@ -56,7 +61,7 @@ cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize
             if lo != NULL:
                 lo[j] = lo[j] * wi
             if go != NULL:
-                go[j] = go[j] * <floating>(wi * grad_scale)
+                go[j] = <floating>(go[j] * ((wi * wpre) * grad_scale))
             if ho != NULL:
                 ho[j] = ho[j] * wi
         i += seg
@@ -133,7 +138,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
                 1 if job.w != NULL else grad_scale, job.wanted)
         if job.w != NULL:
             ew_weigh(<const floating*>job.w, job.w_per_row, job.row_len, s0, n,
-                     lo if want_loss else NULL, go, ho, job.gscale)
+                     lo if want_loss else NULL, go, ho, job.wpre, job.gscale)
         if reduce:
             lanes_add(acc, lo, n)
         s0 += EW_SUB

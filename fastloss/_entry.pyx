@@ -11,6 +11,8 @@ include "_reduce.pxi"
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.math cimport NAN
+from libc.float cimport DBL_MIN
 
 cdef enum:
     RED_NONE = 0
@@ -214,7 +216,21 @@ cdef Py_ssize_t weights_sum(const floating* w, Py_ssize_t m, int n_threads,
     return partials_finish(&P, total, &unused)
 
 
-cdef double _weights(cnp.ndarray w, int nt) except? -1:
+cdef inline double _mean_scale(double den, double* wpre) noexcept:
+    # 1 / den for the gradient of a mean. With weights whose sum is subnormal (below ~5.6e-309
+    # 1 / den overflows), the weights are first scaled by 2**1022 (exactly) and the scale is
+    # 1 / (den 2**1022): g w_i / sum(w) stays finite (weights never exceed their sum).
+    wpre[0] = 1.0
+    if den == 0:
+        return NAN
+    if den < DBL_MIN:
+        wpre[0] = 4.49423283715579e+307                    # 2**1022
+        return 1.0 / (den * wpre[0])
+    return 1.0 / den
+
+
+cdef double _weights(cnp.ndarray w, int nt, object given) except? -1:
+    # `given`: the caller's sample_weight, for the message (w may be its cast to y_pred's dtype)
     cdef Py_ssize_t bad
     cdef double total = 0
     cdef Py_ssize_t m = cnp.PyArray_SIZE(w)
@@ -226,7 +242,7 @@ cdef double _weights(cnp.ndarray w, int nt) except? -1:
     if bad == NOMEM:
         _v.kernel_error(NOMEM, None, None)
     if bad != OK:
-        _v.bad_weight(w, bad)
+        _v.bad_weight(w, bad, given)
     return total
 
 
@@ -285,10 +301,11 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
     if loss_out is not None or gradient_out is not None or hessian_out is not None:
         _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w])
     if w is not None:
-        den = _weights(w, spec.n_threads) * job.row_len if job.w_per_row else _weights(w, spec.n_threads)
+        den = _weights(w, spec.n_threads, sample_weight) * (job.row_len if job.w_per_row else 1)
         if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
-    job.gscale = 1.0 / den if reduction_code == RED_MEAN and den > 0 else 1.0
+    job.wpre = 1.0
+    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else 1.0
     with nogil:
         bad = kernels.elementwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &lsum)
     if bad != OK:
@@ -378,7 +395,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight", ((n,),))
         if cnp.PyArray_NDIM(w) != 1 or cnp.PyArray_DIMS(w)[0] != n:
-            _v.shape_error("sample_weight", w, (n,))
+            _v.shape_error("sample_weight", w, (n,), rowwise=(<object>p).shape)
         job.w = cnp.PyArray_DATA(w)
     cdef cnp.npy_intp ndims[1]
     ndims[0] = n
@@ -392,7 +409,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w, lab])
     den = n
     if w is not None:
-        den = _weights(w, spec.n_threads)
+        den = _weights(w, spec.n_threads, sample_weight)
         if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
     need_den = reduction_code == RED_MEAN and wanted & WANT_GRAD and lab is not None \
@@ -402,7 +419,9 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
             bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &den)
         if bad != OK:
             _v.kernel_error(bad, spec.errors, {"y_true": y_true})   # the caller's values
-    job.gscale = 1.0 / den if reduction_code == RED_MEAN and den > 0 else (0.0 if reduction_code == RED_MEAN else 1.0)
+    # A mean over no weight (all class weights 0, every row ignored) is 0/0: NaN, as PyTorch's.
+    job.wpre = 1.0
+    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else 1.0
     with nogil:
         bad = kernels.rowwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &num, &den_main)
     if bad != OK:

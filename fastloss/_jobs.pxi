@@ -19,7 +19,7 @@ cdef enum:
     # Row-wise inputs: how y_pred becomes the row's probabilities.
     ROWS_SOFTMAX = 0        # logits
     ROWS_PROBABILITIES = 1  # probabilities, log clamped at -100
-    ABI_VERSION = 1
+    ABI_VERSION = 2
     # Elements per row block of row-wise kernels: the block's scratch stays in L1/L2.
     RW_ELEMS = 2048
 
@@ -43,7 +43,8 @@ cdef struct EwJob:
     Py_ssize_t ncol        # length of the last axis
     bint w_per_row
     int wanted
-    double gscale
+    double gscale          # 1 / the mean's normalizer (1 for "sum"/"none")
+    double wpre            # a power of two the weights are scaled by first (see mean_scale)
     double col_scalar      # the column parameter when `columns` is NULL
 
 
@@ -64,6 +65,7 @@ cdef struct RwJob:
     int inputs              # ROWS_SOFTMAX or ROWS_PROBABILITIES
     int wanted
     double gscale
+    double wpre             # as EwJob.wpre
     double smooth           # label smoothing e
     double cw_sum           # sum of class weights (k without them)
     long long ignore

@@ -125,7 +125,7 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
         wr = (<const floating*>job.w)[R] if job.w != NULL else 1
         go = <floating*>job.go + R * k if grad else NULL
         ho = <floating*>job.ho + R * k if hess else NULL
-        grad_scale = <floating>(wr * job.gscale)
+        grad_scale = <floating>((wr * job.wpre) * job.gscale)
         hess_scale = <floating>wr
         if job.lab != NULL:
             y = job.lab[R]

@@ -113,11 +113,17 @@ def bad_reduction(reduction):
     raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def shape_error(name: str, arr, expected, per_row: bool = False, labels: bool = False):
+def shape_error(name: str, arr, expected, per_row: bool = False, labels: bool = False,
+                rowwise=None):
+    # rowwise: y_pred's (n, k) shape, where `expected` is the per-row (n,)
     msg = f"{name}: shape {tuple(np.shape(arr))} does not match y_pred's shape {tuple(expected)}"
     if per_row:
         msg = (f"{name}: shape {tuple(np.shape(arr))} must be y_pred's shape {tuple(expected)}"
                + (f" or ({expected[0]},) for one weight per row" if len(expected) > 1 else ""))
+    elif name == "sample_weight" and rowwise:
+        msg = (f"sample_weight: shape {tuple(np.shape(arr))} must be ({expected[0]},): row-wise "
+               f"losses take one weight per row (sample) of y_pred, whose shape is "
+               f"{tuple(rowwise)}")
     if labels:
         msg += (f"; categorical targets are integer class labels of shape ({expected[0]},) or "
                 f"float targets of shape {tuple(expected) if len(expected) == 2 else '(n, k)'}")
@@ -142,13 +148,24 @@ _TYPENAMES = {11: "float32", 12: "float64"}
 
 
 def bad_out(buf, name: str, shape, typenum: int):
-    want = f"a C-contiguous, writeable ndarray of shape {shape} and dtype {_TYPENAMES.get(typenum, typenum)}"
+    want = (f"a C-contiguous, aligned, writeable ndarray of shape {shape} and dtype "
+            f"{_TYPENAMES.get(typenum, typenum)}")
     if not isinstance(buf, np.ndarray):
         raise ValueError(f"{name}: must be {want}, got {type(buf).__name__}")
-    raise ValueError(
-        f"{name}: must be {want}, got shape {buf.shape}, dtype {buf.dtype}, "
-        f"C-contiguous={buf.flags.c_contiguous}, writeable={buf.flags.writeable}"
-    )
+    # Name only what is wrong: a buffer right in every other respect learns why it was refused.
+    wrong = []
+    if tuple(buf.shape) != tuple(shape):
+        wrong.append(f"shape {buf.shape}")
+    if buf.dtype.num != typenum:
+        wrong.append(f"dtype {buf.dtype}")
+    if not buf.flags.c_contiguous:
+        wrong.append("not C-contiguous")
+    if not buf.flags.aligned:
+        wrong.append(f"not aligned (its address is not a multiple of {buf.dtype.itemsize}, the "
+                     f"itemsize; a view at a byte offset of another buffer)")
+    if not buf.flags.writeable:
+        wrong.append("read-only")
+    raise ValueError(f"{name}: must be {want}, got " + ", ".join(wrong or [repr(buf.flags)]))
 
 
 def unused_loss_out(reduction):
@@ -198,8 +215,20 @@ def kernel_error(code: int, errors, arrays):
     raise ValueError(f"{name}: " + errors[name].format(value=value, index=index))
 
 
-def bad_weight(w, flat_index: int):
+def bad_weight(w, flat_index: int, given=None):
+    """`w` is the weights the kernel read, `given` the caller's (before any cast)."""
     value, index = _element(w, flat_index)
+    if given is not None and np.isinf(value):
+        try:
+            original = np.asarray(given)
+            orig_value = _element(original, flat_index)[0] if original.size == np.size(w) else None
+        except Exception:   # a foreign object that converted once: keep the plain message
+            orig_value = None
+        if isinstance(orig_value, (int, float)) and np.isfinite(orig_value) and orig_value >= 0:
+            raise ValueError(
+                f"sample_weight: {orig_value!r} at index {index} overflows {np.asarray(w).dtype} "
+                f"(y_pred's dtype, in which weights are applied); pass y_pred as float64 or "
+                f"scale the weights")
     raise ValueError(f"sample_weight: must be finite and >= 0, found {value!r} at index {index}")
 
 

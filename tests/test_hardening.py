@@ -54,6 +54,7 @@ import copy
 import gc
 import io
 import os
+import warnings
 import pickle
 import shutil
 import subprocess
@@ -82,12 +83,13 @@ OPENMP = bool(CONFIG["openmp"])
 # The fuzz tests tolerate the library bugs that have their own (strict xfail) test below, so that
 # one known bug does not hide others. Set to False to see them in the fuzz as well.
 TOLERATE_KNOWN_BUGS = False
-# Known bugs of the weighted-mean gradient's scale w / sum(w), pinned by the strict xfails
-# test_bug_weighted_mean_gradient_subnormal_weight_sum (1 / sum(w) overflows float64 for weights
-# summing below ~5.6e-309: the gradient is inf/NaN; the fuzz accepts any gradient there) and
-# test_bug_weighted_mean_gradient_scale_underflows (the scale is rounded to y_pred's dtype before
-# it multiplies g: below the dtype's subnormals it is 0; the fuzz allows |g| * the dtype's
-# smallest subnormal of absolute error there, and NaN for an infinite g). Tolerated while True.
+# A known limit of the weighted-mean gradient's scale w / sum(w), pinned by the strict xfail
+# test_bug_weighted_mean_gradient_scale_underflows[float64]: the share w_i / sum(w) is formed
+# before it multiplies g (in float64; in y_pred's dtype for row-wise losses), so below the
+# smallest subnormal it is 0; the fuzz allows |g| * the dtype's smallest subnormal of absolute
+# error there, and NaN for an infinite g. Tolerated while True. (Weights summing below
+# 1 / DBL_MAX, where 1 / sum(w) overflowed, are fixed: test_weighted_mean_gradient_subnormal_
+# weight_sum.)
 TOLERATE_WEIGHT_SCALE_BUGS = True
 
 FUZZ = settings(
@@ -323,11 +325,10 @@ def predict(case):
 
     # ---- values -----------------------------------------------------------------------------
     n_el = P.size
-    # the gradient of a weighted mean is g * w / sum(w); fastloss forms w * (1 / sum(w)) in
-    # float64, which overflows for weights summing below 1 / DBL_MAX, and rounds it to y_pred's
-    # dtype (known bugs, see TOLERATE_WEIGHT_SCALE_BUGS)
+    # the gradient of a weighted mean is g * w / sum(w); fastloss forms the share w / sum(w)
+    # first, which underflows (known limit, see TOLERATE_WEIGHT_SCALE_BUGS)
     scale_bugs = W is not None and red == "mean" and TOLERATE_WEIGHT_SCALE_BUGS
-    tiny_den = scale_bugs
+    tiny_den = False
     sub_dt = float(np.finfo(dt).smallest_subnormal)
     if rowwise:
         Rf = ref.values(params, T, P)
@@ -347,7 +348,6 @@ def predict(case):
         with np.errstate(all="ignore"):
             gscale = (1 / den if den > 0 else 0.0) if red == "mean" else 1.0
             sc = ((w_row / den if den > 0 else w_row * 0.0) if red == "mean" else w_row)[:, None]
-        tiny_den = tiny_den and den > 0 and not np.isfinite(gscale)
         G, MG = Rf["g"] * sc, Rf["mg"] * np.abs(sc)
         if scale_bugs:
             with np.errstate(all="ignore"):
@@ -380,7 +380,6 @@ def predict(case):
         with np.errstate(all="ignore"):
             gscale = (1 / den if den > 0 else 1.0) if red == "mean" else 1.0
             wsc = (w_el / den if den > 0 else w_el) if red == "mean" else w_el
-        tiny_den = tiny_den and den > 0 and not np.isfinite(gscale)
         G, MG = Rf["g"] * wsc, Rf["mg"] * wsc
         if scale_bugs:
             with np.errstate(all="ignore"):
@@ -1033,11 +1032,6 @@ def test_bug_weighted_mean_gradient_overflow(dtype, t, p, w, expected):
     np.testing.assert_allclose(g, np.array(expected, dtype), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): float64 weights summing below 1/DBL_MAX "
-                                       "(~5.6e-309; subnormal weights): the weighted-mean "
-                                       "gradient is formed as w * (1 / sum(w)), and 1 / sum(w) "
-                                       "overflows to inf, so the gradient is inf or NaN where "
-                                       "g * w / sum(w) is finite (found by the fuzzing)")
 @pytest.mark.parametrize("loss,t,p,w,expected", [
     (fl.Huber(), np.array(0.0), np.array(1.25e-4), np.array(5e-324), np.array(1.25e-4)),
     (fl.MeanSquaredError(), np.zeros(2), np.ones(2), np.array([5e-324, 5e-324]), np.ones(2)),
@@ -1046,18 +1040,19 @@ def test_bug_weighted_mean_gradient_overflow(dtype, t, p, w, expected):
     (fl.CategoricalCrossEntropy(), np.array([0]), np.full((1, 2), 0.5), np.array([1e-310]),
      np.array([[-2.0, 0.0]])),
 ], ids=["huber_0d", "mse", "kl", "cce"])
-def test_bug_weighted_mean_gradient_subnormal_weight_sum(loss, t, p, w, expected):
-    # w / sum(w) is 1 (0.5 each for MSE, whose 2 d = 2): the gradient is g (g / 2 for MSE)
+def test_weighted_mean_gradient_subnormal_weight_sum(loss, t, p, w, expected):
+    # Found by the fuzzing: weights summing below 1 / DBL_MAX (~5.6e-309) made 1 / sum(w)
+    # overflow, so the gradient was inf or NaN. w / sum(w) is 1 (0.5 each for MSE, whose
+    # 2 d = 2): the gradient is g (g / 2 for MSE)
     g = loss.gradient(t, p, sample_weight=w)
     np.testing.assert_allclose(g, expected, rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): the weighted-mean gradient's scale "
-                                       "w / sum(w) is rounded to y_pred's dtype before it "
-                                       "multiplies g, so a share below the dtype's smallest "
-                                       "subnormal gives 0 where g * w / sum(w) is a normal "
-                                       "number (found by the fuzzing)")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.xfail(
+    strict=True, reason="limit: the weighted-mean gradient's share w / sum(w) is formed (in "
+                        "float64) before it multiplies g, so a share below float64's smallest "
+                        "subnormal gives 0 where g * w / sum(w) is a normal number (found by "
+                        "the fuzzing; float32 forms it in float64 and is fixed)"))])
 def test_bug_weighted_mean_gradient_scale_underflows(dtype):
     tiny = float(np.finfo(dtype).smallest_subnormal)
     big = 6.4e14 if dtype == np.float32 else 1e300
@@ -1077,10 +1072,9 @@ def test_bug_mse_float32_gradient_overflows_before_scaling():
     np.testing.assert_allclose(g, np.full(4, 1e38, np.float32), rtol=1e-6)   # torch: 1e38
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (torch parity): CCE with integer labels whose class "
-                                       "weights are all 0: torch's mean gives NaN loss and NaN "
-                                       "gradient; fastloss gives NaN loss and a 0 gradient")
-def test_bug_cce_zero_class_weight_gradient_nan():
+def test_cce_zero_class_weight_gradient_nan():
+    # torch parity: class weights all 0 make the mean 0/0, NaN loss and NaN gradient (fastloss
+    # gave a 0 gradient)
     loss = fl.CategoricalCrossEntropy(from_logits=True, class_weight=[0.0, 0.0])
     value, grad = loss.loss_gradient(np.array([0, 1]), np.array([[1.0, 2.0], [0.5, 0.1]]))
     assert np.isnan(value)
@@ -2098,3 +2092,38 @@ def test_every_array_parameter_is_copied_at_construction(name, param):
                       list(zip("lg", before)), f"after changing the caller's {param}")
     kept = obj.get_params()[param]
     assert isinstance(kept, np.ndarray) and not kept.flags.writeable, kept
+
+
+# ---- messages that name what is wrong (issue 17, item 8) ----
+
+@pytest.mark.parametrize("loss,t,p", [
+    (fl.MeanSquaredError(), np.zeros(3, np.float32), np.ones(3, np.float32)),
+    (fl.CategoricalCrossEntropy(), np.array([0, 1, 0]), np.full((3, 2), 0.5, np.float32)),
+], ids=["elementwise", "rowwise"])
+def test_weight_overflowing_the_dtype_is_reported_with_the_callers_value(loss, t, p):
+    # a float64 weight of 1e39 is valid, but not in float32 y_pred's dtype: the message said
+    # "found inf at index 1", a value the caller never passed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # NumPy's cast warning
+        with pytest.raises(ValueError, match=r"sample_weight: 1e\+39 at index 1 overflows float32"):
+            loss.gradient(t, p, sample_weight=np.array([1.0, 1e39, 1.0]))
+    with pytest.raises(ValueError, match="must be finite and >= 0, found inf at index 1"):
+        loss.gradient(t, p, sample_weight=np.array([1.0, np.inf, 1.0]))
+
+
+def test_unaligned_output_buffer_is_told_why():
+    raw = np.zeros(8 * 10 + 8, np.uint8)
+    buf = raw[4:4 + 80].view(np.float64)          # right shape and dtype, misaligned address
+    assert not buf.flags.aligned
+    with pytest.raises(ValueError, match=r"gradient_out: .* got not aligned"):
+        fl.MeanSquaredError().gradient(np.zeros(10), np.ones(10), gradient_out=buf)
+    with pytest.raises(ValueError, match=r"got dtype float32$"):
+        fl.MeanSquaredError().gradient(np.zeros(10), np.ones(10),
+                                       gradient_out=np.zeros(10, np.float32))
+
+
+def test_rowwise_weight_of_y_preds_shape_is_told_one_per_row():
+    with pytest.raises(ValueError, match=r"sample_weight: shape \(2, 3\) must be \(2,\): row-wise "
+                                         r"losses take one weight per row"):
+        fl.CategoricalCrossEntropy().gradient(np.array([0, 1]), np.full((2, 3), 1 / 3),
+                                              sample_weight=np.ones((2, 3)))
