@@ -80,7 +80,7 @@ def _loss_blocks(path, family):
                            invalid=bool(re.search(rf"\b{name}_invalid\(", text))))
     if not blocks:
         raise SystemExit(f"{path}: no loss blocks found")
-    unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column"}
+    unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column", "math"}
     if unknown:
         raise SystemExit(f"{path}: unknown loss options {sorted(unknown)}")
     return blocks
@@ -132,6 +132,11 @@ def kernel_registry(ew, rw):
         "cdef inline bint ew_has_column(ew_loss L) noexcept nogil:",
         *_predicate(lambda b: b["opts"].get("column") == "True", "ew_loss", ew),
         "",
+        "cdef inline bint ew_padded_loop(ew_loss L) noexcept nogil:",
+        *[x for b in ew if b["opts"].get("math") == "exp" for x in (
+            f"    if ew_loss is {b['name']}:", "        return not FL_EXP_INLINE")],
+        *_predicate(lambda b: b["opts"].get("math") == "libm", "ew_loss", ew),
+        "",
         "cdef inline Py_ssize_t ew_min_work(ew_loss L) noexcept nogil:",
         *_predicate(lambda b: b["opts"].get("cost", "cheap") == "transcendental", "ew_loss",
                     ew, "Py_ssize_t", "MIN_WORK_TRANSCENDENTAL", "MIN_WORK_CHEAP"),
@@ -143,6 +148,8 @@ def kernel_registry(ew, rw):
     for b in ew:
         if b["opts"].get("cost", "cheap") not in ("cheap", "transcendental"):
             raise SystemExit(f"loss {b['name']}: cost must be cheap or transcendental")
+        if b["opts"].get("math", "arithmetic") not in ("arithmetic", "exp", "libm"):
+            raise SystemExit(f"loss {b['name']}: math must be arithmetic, exp or libm")
 
     def run_branches(blocks, call):
         out = []

@@ -31,6 +31,46 @@ cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floatin
             ho[i] = h
 
 
+cdef void ew_padded(ew_loss L, const floating* t, const floating* p, floating* column,
+                    floating* lo, floating* go, floating* ho, Py_ssize_t n, floating grad_scale,
+                    int wanted) noexcept nogil:
+    """ew_loop for exp/log-bound losses, with the same arithmetic for every element.
+
+    The sub-chunk is copied into local scratch, padded to a multiple of EW_PAD with copies of
+    its first element, and the loop runs over the scratch: every element then takes the vector
+    body (libmvec's vector exp/log), never a scalar head or tail (scalar libm: other last
+    bits), whatever its position, the buffers' addresses or their overlap (gradient_out is
+    y_pred). Cheap losses need none of this: their arithmetic is exact IEEE operations, the
+    same in vector and scalar code. The copies stay in L1.
+    """
+    cdef floating t_buf[EW_SUB]
+    cdef floating p_buf[EW_SUB]
+    cdef floating l_buf[EW_SUB]
+    cdef floating g_buf[EW_SUB]
+    cdef floating h_buf[EW_SUB]
+    cdef Py_ssize_t i, m = (n + EW_PAD - 1) // EW_PAD * EW_PAD
+    # (Reading the inputs in place, with only the outputs local, still let a few elements'
+    # bits depend on the buffers' offsets on the FMA builds: the inputs are copied too.)
+    for i in range(n):
+        t_buf[i] = t[i]
+        p_buf[i] = p[i]
+    for i in range(n, m):
+        t_buf[i] = t_buf[0]
+        p_buf[i] = p_buf[0]
+        column[i] = column[0]
+    ew_loop(L, t_buf, p_buf, column, l_buf if lo != NULL else NULL,
+            g_buf if go != NULL else NULL, h_buf if ho != NULL else NULL, m, grad_scale, wanted)
+    if lo != NULL:
+        for i in range(n):
+            lo[i] = l_buf[i]
+    if go != NULL:
+        for i in range(n):
+            go[i] = g_buf[i]
+    if ho != NULL:
+        for i in range(n):
+            ho[i] = h_buf[i]
+
+
 cdef void ew_weigh(const floating* w, bint per_row, Py_ssize_t row_len, Py_ssize_t start,
                    Py_ssize_t n, floating* lo, floating* go, floating* ho,
                    double wpre, double grad_scale) noexcept nogil:
@@ -134,8 +174,12 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
                         return bad_element(s0 + i, bad)
         # With weights, 1/sum(w) is applied as w_i * (1/sum(w)) in ew_weigh: that product is
         # at most 1, so a finite weighted-mean gradient never overflows on the way.
-        ew_loop(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
-                1 if job.w != NULL else grad_scale, job.wanted)
+        if ew_padded_loop(L):
+            ew_padded(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
+                      1 if job.w != NULL else grad_scale, job.wanted)
+        else:
+            ew_loop(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
+                    1 if job.w != NULL else grad_scale, job.wanted)
         if job.w != NULL:
             ew_weigh(<const floating*>job.w, job.w_per_row, job.row_len, s0, n,
                      lo if want_loss else NULL, go, ho, job.wpre, job.gscale)

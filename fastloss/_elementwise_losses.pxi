@@ -8,7 +8,11 @@
 #   Name_invalid(L, t, p)             optional: BAD_Y_TRUE / BAD_Y_PRED where an element lies
 #                                     outside the loss's domain, else 0 (NaN is not: it propagates)
 # Options of the header: cost="cheap" | "transcendental" (when threads pay off), column=True
-# (the loss reads a per-column parameter such as pos_weight).
+# (the loss reads a per-column parameter such as pos_weight), math="arithmetic" (the default:
+# IEEE operations only) | "exp" (also f_exp_inline) | "libm" (libmvec/libm functions: f_exp,
+# f_log, f_log1p, f_expm1, whose vector and scalar versions round differently, so the driver
+# runs every element through the vector body; see ew_padded; "exp" too where f_exp_inline is
+# libmvec's exp, on the baseline build).
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 # Unused outputs are dead code after inlining: the loss-only loop never computes a gradient.
 
@@ -55,7 +59,7 @@ cdef inline void Huber_math(Huber L, floating t, floating p, floating column,
         h[0] = nan_or_zero(d)
 
 
-# @elementwise_loss(cost="transcendental", column=True)
+# @elementwise_loss(cost="transcendental", column=True, math="libm")
 cdef struct BinaryCrossEntropyLogits:
     double smooth_scale    # y <- y * smooth_scale + smooth_shift  (label smoothing)
     double smooth_shift
@@ -80,7 +84,7 @@ cdef inline void BinaryCrossEntropyLogits_math(BinaryCrossEntropyLogits L, float
     h[0] = lw * s_pos * s_neg
 
 
-# @elementwise_loss(cost="transcendental", column=True)
+# @elementwise_loss(cost="transcendental", column=True, math="libm")
 cdef struct BinaryCrossEntropyProbabilities:
     double smooth_scale
     double smooth_shift
@@ -100,10 +104,13 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     cdef floating lp = clamp_log(f_log(p))
     cdef floating l1p = clamp_log(f_log1p(-p))
     cdef floating lw, den, q
-    l[0] = -(column * y * lp + (1 - y) * l1p)
-    lw = 1 + (column - 1) * y
+    # column * y feeds the loss and the gradient: every x * y + z written as f_fma, so that
+    # each loop rounds alike whichever outputs it keeps (gcc contracted them differently).
+    cdef floating cy = column * y
+    l[0] = -f_fma(cy, lp, (1 - y) * l1p)
+    lw = f_fma(column - 1, y, 1)
     den = p * (1 - p)
-    g[0] = (lw * p - column * y) / (eps if den < eps else den)
+    g[0] = f_fma(lw, p, -cy) / (eps if den < eps else den)
     q = 1 - p
     den = p * p
     h[0] = column * y / (eps if den < eps else den)
@@ -111,7 +118,7 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     h[0] = h[0] + (1 - y) / (eps if den < eps else den)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct LogCosh:
     char unused
 
@@ -171,7 +178,7 @@ cdef inline void poisson_rate_math(floating t, floating p, floating eps, bint fu
     h[0] = r / m
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="exp")
 cdef struct PoissonLog:
     char unused
 
@@ -183,7 +190,7 @@ cdef inline void PoissonLog_math(PoissonLog L, floating t, floating p, floating 
     poisson_log_math(t, p, False, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct PoissonLogFull:
     char unused
 
@@ -195,7 +202,7 @@ cdef inline void PoissonLogFull_math(PoissonLogFull L, floating t, floating p, f
     poisson_log_math(t, p, True, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct PoissonRate:
     double eps
 
@@ -207,7 +214,7 @@ cdef inline void PoissonRate_math(PoissonRate L, floating t, floating p, floatin
     poisson_rate_math(t, p, <floating>L.eps, False, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct PoissonRateFull:
     double eps
 
@@ -219,7 +226,7 @@ cdef inline void PoissonRateFull_math(PoissonRateFull L, floating t, floating p,
     poisson_rate_math(t, p, <floating>L.eps, True, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="exp")
 cdef struct Gamma:
     char unused
 
@@ -237,7 +244,7 @@ cdef inline void Gamma_math(Gamma L, floating t, floating p, floating column,
     h[0] = ye
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="exp")
 cdef struct Tweedie:
     double a               # 2 - power
     double b               # 1 - power
@@ -275,7 +282,7 @@ cdef inline void Tweedie_math(Tweedie L, floating t, floating p, floating column
         h[0] = <floating>L.a * ea if first else -(<floating>L.b * yb)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="exp")
 cdef struct TweedieNormal:
     char unused
 
@@ -357,7 +364,7 @@ cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floatin
     h[0] = u * u * u
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct MeanSquaredLogError:
     char unused
 

@@ -20,6 +20,9 @@ cdef enum:
     # Elements per sub-chunk inside a block: the chunk's loss scratch stays in L1 while the
     # inputs stream past it.
     EW_SUB = 256
+    # exp/log-bound loops run over a multiple of this many elements (see ew_padded): a multiple
+    # of every vector width (16 float32 lanes in AVX-512) and of any unrolling gcc applies.
+    EW_PAD = 32
     # How far ahead (elements) exp/log-bound loops ask for their data: far enough to cover
     # DRAM latency at their slow pace, near enough to stay in L1/L2.
     EW_PREFETCH_AHEAD = 1024

@@ -62,6 +62,10 @@ cdef inline bint rw_label_skipped(const RwJob* job, long long y) noexcept nogil:
 cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r0, Py_ssize_t r1,
                          double* num, double* den) noexcept nogil:
     cdef Py_ssize_t k = job.k, m = r1 - r0, E = (r1 - r0) * job.k, i, j, r, R
+    # The flat vector loops run to a multiple of EW_PAD (padded with harmless values), so
+    # every element takes their vector body: the same bits wherever it lies (see ew_padded).
+    cdef Py_ssize_t E_pad = (E + EW_PAD - 1) // EW_PAD * EW_PAD
+    cdef Py_ssize_t m_pad = (m + EW_PAD - 1) // EW_PAD * EW_PAD
     cdef const floating* z = <const floating*>job.z + r0 * k
     cdef const floating* cw = <const floating*>job.cw
     cdef const floating* t = NULL
@@ -82,9 +86,9 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef long long y = -1
     cdef Py_ssize_t first_bad = OK
     cdef bint grad = (job.wanted & WANT_GRAD) != 0, hess = (job.wanted & WANT_HESS) != 0
-    if E > RW_ELEMS:
-        lq = <floating*>malloc(E * sizeof(floating))
-        q = <floating*>malloc(E * sizeof(floating))
+    if E_pad > RW_ELEMS:
+        lq = <floating*>malloc(E_pad * sizeof(floating))
+        q = <floating*>malloc(E_pad * sizeof(floating))
         if lq == NULL or q == NULL:
             free(lq)
             free(q)
@@ -96,7 +100,9 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             mx = z[r * k + amax[r]]
             for j in range(k):
                 lq[r * k + j] = z[r * k + j] - mx
-        for i in range(E):
+        for i in range(E, E_pad):
+            lq[i] = 0
+        for i in range(E_pad):
             q[i] = f_exp(lq[i])
         for r in range(m):
             # The max's own term is exp(0) = 1 exactly, unless z_max is inf: then it is NaN,
@@ -105,14 +111,18 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             q[r * k + amax[r]] = 0
             rest[r] = row_sum(q + r * k, k) + (max_term - 1)
             q[r * k + amax[r]] = max_term
-        for r in range(m):  # a vector loop: one log1p and one division per row
+        for r in range(m, m_pad):
+            rest[r] = 0
+        for r in range(m_pad):  # a vector loop: one log1p and one division per row
             lse_buf[r] = <floating>log1p(rest[r])
             inv_buf[r] = <floating>(1 / (1 + rest[r]))
     else:
         for i in range(E):
             q[i] = z[i]
+        for i in range(E, E_pad):
+            q[i] = 1
         if rw_all_logs(job):
-            for i in range(E):
+            for i in range(E_pad):
                 lq[i] = clamp_log(f_log(q[i]))
         for r in range(m):
             amax[r] = -1

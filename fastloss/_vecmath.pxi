@@ -14,6 +14,7 @@ cdef extern from "_simd_math.h" nogil:
     float expm1f(float)
     double fl_fma(double, double, double)
     float fl_fmaf(float, float, float)
+    bint FL_EXP_INLINE
     double fl_exp_inline(double)
     float fl_expf_inline(float)
     void fl_prefetch(const void*)

@@ -333,25 +333,12 @@ def test_methods_agree_bit_for_bit(s, dt, wmode):
     _same_bits(ho, gh_h, "hessian_out")
 
 
-ACTIVE_ISA = fl.show_config(file=io.StringIO())["active_isa"]
 
 
-def _known_gradient_bit_bug(s):
-    """Cells of a known bug (the one place this file names a loss): BCE on probabilities with a
-    pos_weight computes its gradient in loss_gradient() with different rounding (last bit) than
-    in gradient() and gradient_hessian() in the FMA builds (AVX2, AVX-512): API.md promises the
-    same bits whichever method computed them. (The baseline build agrees, and must.)"""
-    p = s.params
-    return (s.name == "binary_cross_entropy" and not p["from_logits"]
-            and p["pos_weight"] is not None and ACTIVE_ISA != "baseline")
-
-
-CELLS_GRAD_BITS = [
-    pytest.param(*c.values, id=c.id, marks=[pytest.mark.xfail(
-        reason="BUG: BCE (probabilities, pos_weight): gradient() / gradient_hessian() and "
-               "loss_gradient() differ in the last bit on the FMA kernels")]
-        if _known_gradient_bit_bug(c.values[0]) else [])
-    for c in CELLS_W]
+# BCE on probabilities with a pos_weight once rounded its gradient differently in
+# loss_gradient() than in gradient() and gradient_hessian() on the FMA builds (gcc contracted its
+# x * y + z differently per loop); its math now writes each as f_fma.
+CELLS_GRAD_BITS = CELLS_W
 
 
 @pytest.mark.parametrize("s,dt,wmode", CELLS_GRAD_BITS)
