@@ -7,7 +7,7 @@
 
 cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floating* column,
                  floating* lo, floating* go, floating* ho, Py_ssize_t n, floating grad_scale,
-                 int wanted) noexcept nogil:
+                 int wanted, floating hscale, floating hfloor) noexcept nogil:
     """One contiguous run of elements; `column` has one column parameter per element."""
     cdef Py_ssize_t i
     cdef floating l, g, h
@@ -28,12 +28,13 @@ cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floatin
         for i in range(n):
             ew_math(L, t[i], p[i], column[i], &l, &g, &h)
             go[i] = g * grad_scale
-            ho[i] = h
+            h = h * hscale         # GBDT conventions; 1 and -inf otherwise: h, bit for bit
+            ho[i] = hfloor if h < hfloor else h
 
 
 cdef void ew_padded(ew_loss L, const floating* t, const floating* p, floating* column,
                     floating* lo, floating* go, floating* ho, Py_ssize_t n, floating grad_scale,
-                    int wanted) noexcept nogil:
+                    int wanted, floating hscale, floating hfloor) noexcept nogil:
     """ew_loop for exp/log-bound losses, with the same arithmetic for every element.
 
     The sub-chunk is copied into local scratch, padded to a multiple of EW_PAD with copies of
@@ -59,7 +60,8 @@ cdef void ew_padded(ew_loss L, const floating* t, const floating* p, floating* c
         p_buf[i] = p_buf[0]
         column[i] = column[0]
     ew_loop(L, t_buf, p_buf, column, l_buf if lo != NULL else NULL,
-            g_buf if go != NULL else NULL, h_buf if ho != NULL else NULL, m, grad_scale, wanted)
+            g_buf if go != NULL else NULL, h_buf if ho != NULL else NULL, m, grad_scale, wanted,
+            hscale, hfloor)
     if lo != NULL:
         for i in range(n):
             lo[i] = l_buf[i]
@@ -129,6 +131,9 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
     cdef floating* ho = NULL
     cdef floating* lo
     cdef floating loss_buf[EW_SUB]
+    cdef floating g_buf[EW_SUB]
+    cdef floating h_buf[EW_SUB]
+    cdef bint to32 = job.out32 and floating is double
     cdef floating column_buf[EW_SUB]
     cdef double acc[SUM_LANES]
     cdef Py_ssize_t s0 = start, n, i, j, k0, seg
@@ -144,8 +149,12 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
             ew_prefetch(t, p, <floating*>job.go, s0 + EW_PREFETCH_AHEAD,
                         min(s0 + EW_PREFETCH_AHEAD + n, job.n))
         lo = <floating*>job.lo + s0 if job.lo != NULL else loss_buf
-        go = <floating*>job.go + s0 if job.go != NULL else NULL
-        ho = <floating*>job.ho + s0 if job.ho != NULL else NULL
+        if to32:   # float64 math, float32 outputs (LightGBM's): through an L1 buffer
+            go = g_buf if job.go != NULL else NULL
+            ho = h_buf if job.ho != NULL else NULL
+        else:
+            go = <floating*>job.go + s0 if job.go != NULL else NULL
+            ho = <floating*>job.ho + s0 if job.ho != NULL else NULL
         if ew_has_column(L):
             if columns == NULL:
                 for i in range(n):
@@ -176,13 +185,21 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
         # at most 1, so a finite weighted-mean gradient never overflows on the way.
         if ew_padded_loop(L):
             ew_padded(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
-                      1 if job.w != NULL else grad_scale, job.wanted)
+                      1 if job.w != NULL else grad_scale, job.wanted, <floating>job.hscale,
+                      <floating>job.hfloor)
         else:
             ew_loop(L, t + s0, p + s0, column_buf, lo if want_loss else NULL, go, ho, n,
-                    1 if job.w != NULL else grad_scale, job.wanted)
+                    1 if job.w != NULL else grad_scale, job.wanted, <floating>job.hscale,
+                    <floating>job.hfloor)
         if job.w != NULL:
             ew_weigh(<const floating*>job.w, job.w_per_row, job.row_len, s0, n,
                      lo if want_loss else NULL, go, ho, job.wpre, job.gscale)
+        if to32:
+            for i in range(n):
+                if go != NULL:
+                    (<float*>job.go)[s0 + i] = <float>go[i]
+                if ho != NULL:
+                    (<float*>job.ho)[s0 + i] = <float>ho[i]
         if reduce:
             lanes_add(acc, lo, n)
         s0 += EW_SUB

@@ -246,17 +246,47 @@ cdef double _weights(cnp.ndarray w, int nt, object given) except? -1:
     return total
 
 
+cdef class Conventions:
+    """How fastloss.gbdt wants gradient_hessian's outputs: the gradient times `gscale`, the
+    hessian times `hscale` and raised to `hfloor` (before the sample weight), float32 outputs
+    (`out32`), and, row-wise, y_pred and the outputs class-major (`class_major`: y_pred is
+    passed as its (k, n) transpose, LightGBM's layout, and the outputs are (k, n))."""
+    cdef readonly double gscale, hscale, hfloor
+    cdef readonly bint out32, class_major
+
+    def __init__(self, double gscale=1.0, double hscale=1.0, double hfloor=-INFINITY,
+                 bint out32=False, bint class_major=False):
+        self.gscale = gscale
+        self.hscale = hscale
+        self.hfloor = hfloor
+        self.out32 = out32
+        self.class_major = class_major
+
+
+cdef Conventions _PLAIN = Conventions()
+
+
 def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_out, hessian_out,
-        int wanted):
-    """Compute wanted `wanted` asks for (WANT_* bits); see fastloss._base for the semantics."""
+        int wanted, Conventions conv=None):
+    """Compute wanted `wanted` asks for (WANT_* bits); see fastloss._base for the semantics.
+
+    `conv` (fastloss.gbdt only, with reduction "none"): see `Conventions`.
+    """
     cdef cnp.ndarray p = _pred(y_pred)
     cdef int reduction_code = _reduction(reduction) if not wanted & WANT_HESS else RED_NONE
     if loss_out is not None and reduction_code != RED_NONE:
         _v.unused_loss_out(reduction)
+    if conv is None:
+        conv = _PLAIN
+    elif reduction_code != RED_NONE:
+        raise ValueError("fastloss: GBDT conventions apply to per-element outputs only")
     if spec.family == "rowwise":
         return _run_rowwise(spec, y_true, p, sample_weight, reduction_code, loss_out, gradient_out,
-                            hessian_out, wanted)
+                            hessian_out, wanted, conv)
+    if conv.class_major:
+        raise ValueError("fastloss: class_major applies to row-wise losses only")
     cdef int typ = cnp.PyArray_TYPE(p)
+    cdef int otyp = cnp.NPY_FLOAT if conv.out32 else typ
     cdef object shape = (<object>p).shape
     cdef cnp.ndarray t = _cast(y_true, typ, (<object>p).dtype, "y_true", (shape,))
     cdef cnp.ndarray w = None
@@ -296,8 +326,11 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
         job.w = cnp.PyArray_DATA(w)
     job.lo = _out(loss_out, nd, dims, typ, "loss_out", keep) \
         if wanted & WANT_LOSS and reduction_code == RED_NONE else NULL
-    job.go = _out(gradient_out, nd, dims, typ, "gradient_out", keep) if wanted & WANT_GRAD else NULL
-    job.ho = _out(hessian_out, nd, dims, typ, "hessian_out", keep) if wanted & WANT_HESS else NULL
+    job.go = _out(gradient_out, nd, dims, otyp, "gradient_out", keep) if wanted & WANT_GRAD else NULL
+    job.ho = _out(hessian_out, nd, dims, otyp, "hessian_out", keep) if wanted & WANT_HESS else NULL
+    job.hscale = conv.hscale
+    job.hfloor = conv.hfloor
+    job.out32 = conv.out32
     if loss_out is not None or gradient_out is not None or hessian_out is not None:
         _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w])
     if w is not None:
@@ -305,7 +338,7 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
         if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
     job.wpre = 1.0
-    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else 1.0
+    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else conv.gscale
     with nogil:
         bad = kernels.elementwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &lsum)
     if bad != OK:
@@ -345,8 +378,10 @@ cdef inline object _result(int wanted, int reduction_code, double lsum, double d
 
 
 cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_weight, int reduction_code,
-                         object loss_out, object gradient_out, object hessian_out, int wanted):
+                         object loss_out, object gradient_out, object hessian_out, int wanted,
+                         Conventions conv):
     cdef int typ = cnp.PyArray_TYPE(p)
+    cdef int otyp = cnp.NPY_FLOAT if conv.out32 else typ
     cdef cnp.ndarray t = None, lab = None, w = None
     cdef object cw = None
     cdef RwJob job
@@ -358,6 +393,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         _v.rowwise_shape_error(p)
     n = cnp.PyArray_DIMS(p)[0]
     k = cnp.PyArray_DIMS(p)[1]
+    if conv.class_major:   # p is the (k, n) transpose of y_pred
+        n, k = k, n
     job.z = cnp.PyArray_DATA(p)
     job.n = n
     job.k = k
@@ -373,6 +410,10 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     job.w = NULL
     job.cw = NULL
     job.cw_sum = k
+    job.hscale = conv.hscale
+    job.hfloor = conv.hfloor
+    job.out32 = conv.out32
+    job.class_major = conv.class_major
     if k == 0:
         _v.rowwise_shape_error(p)
     if spec.labels and _v.is_labels(y_true):
@@ -382,6 +423,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         job.lab = <const long long*>cnp.PyArray_DATA(lab)
     else:
         # (n,) too: integer labels' shape, for which a wrong dtype is the better message
+        if conv.class_major:
+            raise ValueError("fastloss: class_major takes integer labels")
         t = _cast(y_true, typ, (<object>p).dtype, "y_true", ((<object>p).shape, (n,)))
         if not _same_shape(t, p):
             _v.shape_error("y_true", t, (<object>p).shape, labels=spec.labels)
@@ -401,9 +444,9 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     ndims[0] = n
     job.lo = _out(loss_out, 1, ndims, typ, "loss_out", keep) \
         if wanted & WANT_LOSS and reduction_code == RED_NONE else NULL
-    job.go = _out(gradient_out, 2, cnp.PyArray_DIMS(p), typ, "gradient_out", keep) \
+    job.go = _out(gradient_out, 2, cnp.PyArray_DIMS(p), otyp, "gradient_out", keep) \
         if wanted & WANT_GRAD else NULL
-    job.ho = _out(hessian_out, 2, cnp.PyArray_DIMS(p), typ, "hessian_out", keep) \
+    job.ho = _out(hessian_out, 2, cnp.PyArray_DIMS(p), otyp, "hessian_out", keep) \
         if wanted & WANT_HESS else NULL
     if loss_out is not None or gradient_out is not None or hessian_out is not None:
         _check_overlaps(keep, _out_names(wanted, reduction_code), p, [t, p, w, lab])
@@ -421,7 +464,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
             _v.kernel_error(bad, spec.errors, {"y_true": y_true})   # the caller's values
     # A mean over no weight (all class weights 0, every row ignored) is 0/0: NaN, as PyTorch's.
     job.wpre = 1.0
-    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else 1.0
+    job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else conv.gscale
     with nogil:
         bad = kernels.rowwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &num, &den_main)
     if bad != OK:

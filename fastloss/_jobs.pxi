@@ -46,6 +46,11 @@ cdef struct EwJob:
     double gscale          # 1 / the mean's normalizer (1 for "sum"/"none")
     double wpre            # a power of two the weights are scaled by first (see mean_scale)
     double col_scalar      # the column parameter when `columns` is NULL
+    # GBDT conventions (fastloss.gbdt): the hessian is h * hscale, raised to hfloor (NaN kept;
+    # -inf: no floor), before the sample weight; out32: lo/go/ho are float32 whatever p is.
+    double hscale
+    double hfloor
+    bint out32
 
 
 cdef struct RwJob:
@@ -70,6 +75,12 @@ cdef struct RwJob:
     double cw_sum           # sum of class weights (k without them)
     long long ignore
     bint has_ignore
+    # GBDT conventions, as EwJob's; class_major: z is (k, n) C-ordered (y_pred's transpose,
+    # LightGBM's layout) and go/ho are written (k, n) too.
+    double hscale
+    double hfloor
+    bint out32
+    bint class_major
 
 
 ctypedef Py_ssize_t (*elementwise_entry)(int kernel, bint is_double, const EwJob* job,

@@ -86,12 +86,32 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef long long y = -1
     cdef Py_ssize_t first_bad = OK
     cdef bint grad = (job.wanted & WANT_GRAD) != 0, hess = (job.wanted & WANT_HESS) != 0
+    # GBDT layouts (fastloss.gbdt): a class-major (k, n) y_pred is gathered into row order,
+    # and class-major or float32 outputs go through a block buffer, so the row math is the same.
+    cdef bint staged = job.class_major or (job.out32 and floating is double)
+    cdef floating* stage = NULL
+    cdef floating* gb = NULL
+    cdef floating* hb = NULL
+    cdef floating hfloor_r
+    cdef bint floored = job.hfloor > -INFINITY
+    if job.class_major or staged:
+        stage = <floating*>malloc(3 * E * sizeof(floating))
+        if stage == NULL:
+            return NOMEM
+        gb = stage + E
+        hb = stage + 2 * E
+        if job.class_major:
+            for j in range(k):
+                for r in range(m):
+                    stage[r * k + j] = (<const floating*>job.z)[j * job.n + r0 + r]
+            z = stage
     if E_pad > RW_ELEMS:
         lq = <floating*>malloc(E_pad * sizeof(floating))
         q = <floating*>malloc(E_pad * sizeof(floating))
         if lq == NULL or q == NULL:
             free(lq)
             free(q)
+            free(stage)
             return NOMEM
 
     if job.inputs == ROWS_SOFTMAX:
@@ -133,10 +153,14 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     for r in range(m):
         R = r0 + r
         wr = (<const floating*>job.w)[R] if job.w != NULL else 1
-        go = <floating*>job.go + R * k if grad else NULL
-        ho = <floating*>job.ho + R * k if hess else NULL
+        if staged:
+            go = gb + r * k if grad else NULL
+            ho = hb + r * k if hess else NULL
+        else:
+            go = <floating*>job.go + R * k if grad else NULL
+            ho = <floating*>job.ho + R * k if hess else NULL
         grad_scale = <floating>((wr * job.wpre) * job.gscale)
-        hess_scale = <floating>wr
+        hess_scale = <floating>(wr * job.hscale)   # hscale is 1 outside fastloss.gbdt
         if job.lab != NULL:
             y = job.lab[R]
             if rw_label_skipped(job, y):
@@ -158,17 +182,51 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             share = 1
         loss = rw_row(L, job, lq + r * k, q + r * k, lse_buf[r], inv_buf[r], rest[r], amax[r],
                       t, y, label_weight, grad_scale, hess_scale, go, ho)
+        if floored and hess:   # XGBoost's max(h, floor) * w; NaN is kept
+            hfloor_r = <floating>(job.hfloor * wr)
+            for j in range(k):
+                if ho[j] < hfloor_r:
+                    ho[j] = hfloor_r
         if job.lo != NULL:
             (<floating*>job.lo)[R] = <floating>(wr * loss)
         num_b += wr * loss
         den_b += wr * share
 
+    if staged:
+        rw_store(job, gb if grad else NULL, hb if hess else NULL, r0, m)
     if E > RW_ELEMS:
         free(lq)
         free(q)
+    free(stage)
     num[0] = num_b
     den[0] = den_b
     return first_bad
+
+
+cdef void rw_store(const RwJob* job, const floating* gb, const floating* hb, Py_ssize_t r0,
+                   Py_ssize_t m) noexcept nogil:
+    """A staged block's outputs into their place: class-major or row-major, float32 or not."""
+    cdef Py_ssize_t j, r, k = job.k, n = job.n
+    cdef const floating* src
+    cdef void* dst
+    cdef int a
+    for a in range(2):
+        src = gb if a == 0 else hb
+        dst = job.go if a == 0 else job.ho
+        if src == NULL:
+            continue
+        if job.out32:
+            if job.class_major:
+                for j in range(k):
+                    for r in range(m):
+                        (<float*>dst)[j * n + r0 + r] = <float>src[r * k + j]
+            else:
+                for r in range(m * k):
+                    (<float*>dst)[r0 * k + r] = <float>src[r]
+        else:
+            for j in range(k):
+                for r in range(m):
+                    (<floating*>dst)[j * n + r0 + r] = src[r * k + j]
 
 
 cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* job, int n_threads, double* num,
