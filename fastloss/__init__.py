@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 from fastloss._base import Loss
 from fastloss._config import show_config
 from fastloss._registry import LOSSES
+from fastloss._sklearn import make_scorer
 from fastloss import losses as _losses
 from fastloss.losses import *  # noqa: F401,F403  (every declared loss and its functional)
 
-__all__ = ["Loss", "LOSSES", "show_config", "__version__"] + _losses.__all__
+__all__ = ["Loss", "LOSSES", "make_scorer", "show_config", "__version__"] + _losses.__all__

@@ -52,6 +52,12 @@ class Loss:
         args = ", ".join(f"{k}={fmt(v)}" for k, v in self._params.items())
         return f"{type(self).__name__}({args})"
 
+    @property
+    def __name__(self) -> str:
+        # scikit-learn's make_scorer and XGBoost's metric wrappers name a score function by
+        # it; the class's own __name__ is unaffected (type's descriptor wins there).
+        return self.function
+
     def get_params(self) -> dict:
         """The constructor arguments, as a new dict."""
         return dict(self._params)

@@ -279,7 +279,7 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
     if conv is None:
         conv = _PLAIN
     elif reduction_code != RED_NONE:
-        raise ValueError("fastloss: GBDT conventions apply to per-element outputs only")
+        conv = Conventions(class_major=conv.class_major)   # factors: per-element outputs only
     if spec.family == "rowwise":
         return _run_rowwise(spec, y_true, p, sample_weight, reduction_code, loss_out, gradient_out,
                             hessian_out, wanted, conv)
