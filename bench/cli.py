@@ -61,6 +61,9 @@ def parse_args(argv):
                       help="a subset, about 10 s per loss (default)")
     mode.add_argument("--full", action="store_true",
                       help="every loss, size, dtype and thread count")
+    mode.add_argument("--gbdt", action="store_true",
+                      help="the GBDT rows only: fastloss.gbdt's objectives for XGBoost and "
+                           "LightGBM against NumPy and hand-made ones (about a minute)")
     p.add_argument("--loss", action="append", metavar="NAME",
                    help="only these losses (repeatable or comma-separated), by registry "
                         f"name, class name or short alias: {choices()}")
@@ -104,6 +107,10 @@ def parse_args(argv):
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
+    if a.gbdt:
+        from bench import gbdt
+        gbdt.run(threads=max(a.thread_list) if a.thread_list else None)
+        return 0
     full = bool(a.full)
     try:
         workloads = plan(full, a.losses, a.size_list, a.dtypes, a.thread_list)
