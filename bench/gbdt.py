@@ -7,8 +7,9 @@ For binary (160k rows) and multiclass (K = 8, 160k rows) objectives, per library
   float64; XGBoost: float32);
 * "round": one whole boosting round (the library's tree building included), from a short
   training run.
-Three objectives: fastloss.gbdt's adapter, the NumPy objective a user writes, and today's
-hand adaptation of fastloss (labels cast, predictions copied to C order, gradient_hessian,
+Objectives: fastloss.gbdt's adapter (with the loss's default threads, and "1T": n_threads=1,
+the good-neighbour setting), the NumPy objective a user writes, and today's hand adaptation
+of fastloss (labels cast, predictions copied to C order, gradient_hessian,
 the hessian scaled, the outputs cast/reordered).
 """
 from __future__ import annotations
@@ -79,6 +80,7 @@ def _lgb_objectives(task, y):
             g, h = bce.gradient_hessian(ds.get_label().astype(np.float64), preds)
             return g, h
         return {"fastloss.gbdt": gbdt.lightgbm_objective(bce),
+                "fastloss.gbdt 1T": gbdt.lightgbm_objective(bce, n_threads=1),
                 "NumPy objective": lambda p, ds: npo(p),
                 "fastloss by hand": hand}
     cce = fl.CategoricalCrossEntropy(from_logits=True)
@@ -90,6 +92,7 @@ def _lgb_objectives(task, y):
         h *= f
         return g, h
     return {"fastloss.gbdt": gbdt.lightgbm_objective(cce),
+            "fastloss.gbdt 1T": gbdt.lightgbm_objective(cce, n_threads=1),
             "NumPy objective": lambda p, ds: npo(p),
             "fastloss by hand": hand}
 
@@ -102,6 +105,7 @@ def _xgb_objectives(task, y):
         def hand(preds, d):
             return bce.gradient_hessian(d.get_label(), preds)
         return {"fastloss.gbdt": gbdt.xgboost_objective(bce),
+                "fastloss.gbdt 1T": gbdt.xgboost_objective(bce, n_threads=1),
                 "NumPy objective": lambda p, d: npo(p),
                 "fastloss by hand": hand}
     cce = fl.CategoricalCrossEntropy(from_logits=True)
@@ -112,6 +116,7 @@ def _xgb_objectives(task, y):
         h *= 2
         return g, h
     return {"fastloss.gbdt": gbdt.xgboost_objective(cce),
+            "fastloss.gbdt 1T": gbdt.xgboost_objective(cce, n_threads=1),
             "NumPy objective": lambda p, d: npo(p),
             "fastloss by hand": hand}
 
