@@ -25,19 +25,23 @@ from fastloss import gbdt
 N, K, FEATURES = 160_000, 8, 10
 
 
-def _time(f, repeat=7, min_s=0.05):
-    f()
-    out = []
+def _time(fs, repeat=9, min_s=0.03):
+    """Per-call times of each of `fs` (name -> callable), interleaved: a load spike on the
+    shared machine hits every implementation alike. Returns name -> (median, min, max)."""
+    out = {name: [] for name in fs}
+    for f in fs.values():
+        f()
     for _ in range(repeat):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            f()
-            calls += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_s:
-                break
-        out.append(dt / calls)
-    return statistics.median(out), min(out), max(out)
+        for name, f in fs.items():
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                f()
+                calls += 1
+                dt = time.perf_counter() - t0
+                if dt >= min_s:
+                    break
+            out[name].append(dt / calls)
+    return {name: (statistics.median(v), min(v), max(v)) for name, v in out.items()}
 
 
 def _sigmoid(z):
@@ -63,9 +67,9 @@ def _np_softmax(y, factor):
     return obj
 
 
-def _problems(rng):
-    X = rng.normal(size=(N, FEATURES))
-    s = X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=N)
+def _problems(rng, n):
+    X = rng.normal(size=(n, FEATURES))
+    s = X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=n)
     return X, {"binary": (s > 0).astype(np.float64),
                "multiclass": np.digitize(s, np.linspace(-1.5, 1.5, K - 1)).astype(np.float64)}
 
@@ -132,11 +136,11 @@ def _xgb_convert(g, h):
     return np.ascontiguousarray(g, np.float32), np.ascontiguousarray(h, np.float32)
 
 
-def run(rounds=4, threads=None):
-    """Return the rows (dicts) and print the table."""
+def run(rounds=4, threads=None, n=N, repeat=9):
+    """Print the table; return its rows (dicts)."""
     rows = []
     rng = np.random.default_rng(0)
-    X, ys = _problems(rng)
+    X, ys = _problems(rng, n)
     try:
         import lightgbm as lgb
     except ImportError:
@@ -150,29 +154,35 @@ def run(rounds=4, threads=None):
         k = K if task == "multiclass" else 1
         if lgb is not None:
             ds = lgb.Dataset(X, y, params={"verbose": -1}).construct()
-            preds = rng.normal(size=(N, k)).astype(np.float64)
+            preds = rng.normal(size=(n, k)).astype(np.float64)
             preds = np.asfortranarray(preds) if k > 1 else preds[:, 0].copy()
             params = dict(num_threads=nt, verbose=-1, max_depth=6, num_leaves=63,
                           **({"num_class": K} if k > 1 else {}))
-            for name, obj in _lgb_objectives(task, y).items():
-                med, lo, hi = _time(lambda: _lgb_convert(*obj(preds, ds)))
+            objs = _lgb_objectives(task, y)
+            times = _time({name: (lambda obj=obj: _lgb_convert(*obj(preds, ds)))
+                           for name, obj in objs.items()}, repeat)
+            for name, obj in objs.items():
+                med, lo, hi = times[name]
                 t_round = _train_lgb(lgb, X, y, params, obj, rounds)
                 rows.append(dict(library="lightgbm", task=task, objective=name,
                                  objective_ms=med * 1e3, spread_ms=(lo * 1e3, hi * 1e3),
                                  round_ms=t_round * 1e3))
         if xgb is not None:
             d = xgb.DMatrix(X, label=y, nthread=nt)
-            preds = rng.normal(size=(N, k)).astype(np.float32)
+            preds = rng.normal(size=(n, k)).astype(np.float32)
             preds = preds if k > 1 else preds[:, 0].copy()
             params = dict(tree_method="hist", max_depth=6, nthread=nt,
                           **({"num_class": K} if k > 1 else {}))
-            for name, obj in _xgb_objectives(task, y).items():
-                med, lo, hi = _time(lambda: _xgb_convert(*obj(preds, d)))
+            objs = _xgb_objectives(task, y)
+            times = _time({name: (lambda obj=obj: _xgb_convert(*obj(preds, d)))
+                           for name, obj in objs.items()}, repeat)
+            for name, obj in objs.items():
+                med, lo, hi = times[name]
                 t_round = _train_xgb(xgb, d, params, obj, rounds)
                 rows.append(dict(library="xgboost", task=task, objective=name,
                                  objective_ms=med * 1e3, spread_ms=(lo * 1e3, hi * 1e3),
                                  round_ms=t_round * 1e3))
-    print(table(rows, nt))
+    print(table(rows, nt, n))
     return rows
 
 
@@ -191,10 +201,10 @@ def _train_xgb(xgb, d, params, obj, rounds):
     return (time.perf_counter() - t0) / rounds
 
 
-def table(rows, threads):
+def table(rows, threads, n=N):
     if not rows:
         return "GBDT: neither XGBoost nor LightGBM is importable (pip install 'fastloss[gbdt]')"
-    out = [f"GBDT custom objectives: {N} rows (multiclass K = {K}), {threads} threads; "
+    out = [f"GBDT custom objectives: {n} rows (multiclass K = {K}), {threads} threads; "
            "objective = one call + the library's conversion of its result (median [min-max]); "
            "round = one whole boosting round",
            f"{'library':<9} {'task':<10} {'objective':<17} {'objective ms':>22} {'round ms':>9}"

@@ -350,3 +350,19 @@ def test_make_scorer_binary_and_regression():
     reg = LinearRegression().fit(X, yr)
     mse = fl.make_scorer(fl.MeanSquaredError())
     assert mse(reg, X, yr) == pytest.approx(-fl.mean_squared_error(yr, reg.predict(X)))
+
+
+def test_bench_gbdt_rows_run(capsys):
+    pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
+    import pathlib
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    try:
+        from bench import gbdt as bench_gbdt
+    finally:
+        sys.path.pop(0)
+    rows = bench_gbdt.run(rounds=1, threads=1, n=2_000, repeat=1)
+    assert {(r["library"], r["task"]) for r in rows} == {
+        (lib, task) for lib in ("xgboost", "lightgbm") for task in ("binary", "multiclass")}
+    assert "fastloss.gbdt" in capsys.readouterr().out
