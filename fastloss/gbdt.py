@@ -489,9 +489,10 @@ def lightgbm_metric(loss, *, n_threads: Optional[int] = None) -> LightGBMMetric:
 
 def initial_margin(loss, y_true, *, sample_weight=None, n_classes: Optional[int] = None
                    ) -> Union[float, np.ndarray]:
-    """The constant raw score that minimizes `loss` on ``y_true``: the libraries'
-    ``boost_from_average`` start, for ``base_score``/``base_margin`` (XGBoost) or
-    ``init_score`` (LightGBM) with a custom objective.
+    """The constant raw score that minimizes `loss` on ``y_true``: LightGBM's
+    ``boost_from_average`` start (for its ``init_score`` with a custom objective; the
+    tests check regression, binary and poisson), and a sound ``base_margin`` for XGBoost
+    (whose own base-score estimate may differ: give both sides the same ``base_margin``).
 
     MSE, Huber, pseudo-Huber, log-cosh, smooth L1: the weighted mean (LightGBM's
     ``regression``/``huber``); binary cross-entropy: the logit of the weighted mean;
