@@ -11,7 +11,7 @@ include "_reduce.pxi"
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.math cimport NAN
+from libc.math cimport NAN, INFINITY
 from libc.float cimport DBL_MIN
 
 cdef enum:
@@ -52,6 +52,7 @@ cdef class Spec:
     cdef double smooth, cw_sum
     cdef long long ignore
     cdef object cw64, cw32
+    cdef object f32_overflow      # (name, value, index) of a parameter inf in float32, or None
 
     def __init__(self, kernel, int n_threads):
         for family, names in kernel_names.items():
@@ -83,6 +84,11 @@ cdef class Spec:
             self.cw64 = np.ascontiguousarray(kernel.class_weight, dtype=np.float64)
             self.cw32 = self.cw64.astype(np.float32)
             self.cw_sum = float(np.sum(self.cw64))   # once, not per call
+        self.f32_overflow = None
+        if kernel.column is not None:
+            self.f32_overflow = _v.float32_overflow(self.column_name, kernel.column)
+        if self.f32_overflow is None and kernel.class_weight is not None:
+            self.f32_overflow = _v.float32_overflow("class_weight", self.cw64)
         ig = kernel.ignore_index
         # An ignore_index no int64 label can equal ignores nothing.
         self.has_ignore = ig is not None and _v.INT64_MIN <= ig <= _v.INT64_MAX
@@ -337,6 +343,10 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
         den = _weights(w, spec.n_threads, sample_weight) * (job.row_len if job.w_per_row else 1)
         if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
+        if reduction_code == RED_MEAN and den == INFINITY:
+            _v.mean_normalizer_overflow("sample_weight")
+    if typ == cnp.NPY_FLOAT and spec.f32_overflow is not None:
+        _v.param_overflows_float32(*spec.f32_overflow)
     job.wpre = 1.0
     job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else conv.gscale
     with nogil:
@@ -435,6 +445,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
             _v.param_shape_error("class_weight", cw, (<object>p).shape)
         job.cw = cnp.PyArray_DATA(cw)
         job.cw_sum = spec.cw_sum
+    if typ == cnp.NPY_FLOAT and spec.f32_overflow is not None:
+        _v.param_overflows_float32(*spec.f32_overflow)
     if sample_weight is not None:
         w = _cast(sample_weight, typ, (<object>p).dtype, "sample_weight", ((n,),))
         if cnp.PyArray_NDIM(w) != 1 or cnp.PyArray_DIMS(w)[0] != n:
@@ -462,6 +474,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
             bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &den)
         if bad != OK:
             _v.kernel_error(bad, spec.errors, {"y_true": y_true})   # the caller's values
+    if reduction_code == RED_MEAN and den == INFINITY:
+        _v.mean_normalizer_overflow("class_weight" if cw is not None else "sample_weight")
     # A mean over no weight (all class weights 0, every row ignored) is 0/0: NaN, as PyTorch's.
     job.wpre = 1.0
     job.gscale = _mean_scale(den, &job.wpre) if reduction_code == RED_MEAN else conv.gscale
@@ -469,6 +483,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         bad = kernels.rowwise(spec.kernel, typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &num, &den_main)
     if bad != OK:
         _v.kernel_error(bad, spec.errors, {"y_true": y_true if lab is not None else t, "y_pred": p})
+    if reduction_code == RED_MEAN and den_main == INFINITY:
+        _v.mean_normalizer_overflow("class_weight" if cw is not None else "sample_weight")
     return _result(wanted, reduction_code, num, den_main, keep)
 
 

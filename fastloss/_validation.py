@@ -182,6 +182,30 @@ def overlap_error(name: str, other: str):
     )
 
 
+def mean_normalizer_overflow(name: str):
+    raise ValueError(
+        f"{name}: the weighted mean's normalizer (the sum of the weights) overflows float64; "
+        f"scale the weights down (the mean does not change)")
+
+
+def param_overflows_float32(name: str, value, index):
+    where = "" if index is None else f" at index {index}"
+    raise ValueError(
+        f"{name}: {value!r}{where} overflows float32, y_pred's dtype, in which the loss is "
+        f"computed; pass y_pred as float64")
+
+
+def float32_overflow(name, values):
+    """(name, value, index) of the first of `values` that is finite but inf in float32."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        bad = np.flatnonzero(np.isfinite(v) & np.isinf(v.astype(np.float32)))
+    if bad.size == 0:
+        return None
+    i = int(bad[0])
+    return (name, float(v.reshape(-1)[i]), None if v.ndim == 0 else i)
+
+
 def zero_weights():
     raise ValueError("sample_weight: weights sum to zero, so the weighted mean is undefined")
 

@@ -2127,3 +2127,35 @@ def test_rowwise_weight_of_y_preds_shape_is_told_one_per_row():
                                          r"losses take one weight per row"):
         fl.CategoricalCrossEntropy().gradient(np.array([0, 1]), np.full((2, 3), 1 / 3),
                                               sample_weight=np.ones((2, 3)))
+
+
+# ---- parameters valid in float64 that float32 or the mean's normalizer cannot hold (item 6) ----
+
+@pytest.mark.parametrize("make,t,p,match", [
+    (lambda: fl.CategoricalCrossEntropy(from_logits=True, class_weight=[1e39, 1.0]),
+     np.array([0, 1]), np.array([[1.0, 2.0], [0.5, 0.1]]), r"class_weight: 1e\+39 at index 0"),
+    (lambda: fl.BinaryCrossEntropy(from_logits=True, pos_weight=1e39),
+     np.array([1.0, 0.0]), np.array([0.3, -0.2]), r"pos_weight: 1e\+39 "),
+    (lambda: fl.BinaryCrossEntropy(from_logits=True, pos_weight=[1.0, 1e39]),
+     np.array([[1.0, 0.0]]), np.array([[0.3, -0.2]]), r"pos_weight: 1e\+39 at index 1"),
+], ids=["class_weight", "pos_weight", "pos_weight_vector"])
+def test_parameter_overflowing_float32_is_refused_in_float32_only(make, t, p, match):
+    # these gave NaN losses and gradients with float32 inputs; in float64 they are valid
+    loss = make()
+    with pytest.raises(ValueError, match=match + r".*overflows float32, y_pred's dtype"):
+        loss.loss_gradient(t, p.astype(np.float32))
+    value, grad = loss.loss_gradient(t, p)
+    assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fl.CategoricalCrossEntropy(from_logits=True, class_weight=[1e308, 1e308])
+    .loss_gradient(np.array([0, 1]), np.array([[1.0, 2.0], [0.5, 0.1]])),
+    lambda: fl.CategoricalCrossEntropy(from_logits=True, class_weight=[1e308, 1e308])
+    .loss(np.array([0, 1]), np.array([[1.0, 2.0], [0.5, 0.1]])),
+    lambda: fl.MeanSquaredError().gradient(np.zeros(3), np.ones(3), sample_weight=[1e308, 1e308, 1]),
+], ids=["cce_class_weight_gradient", "cce_class_weight_loss", "mse_sample_weight"])
+def test_mean_normalizer_overflow_is_refused(call):
+    # the sum of the weights is inf: the mean was inf/inf (NaN) and the gradient 0 or NaN
+    with pytest.raises(ValueError, match="normalizer .* overflows float64; scale the weights"):
+        call()
