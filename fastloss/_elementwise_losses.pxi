@@ -381,3 +381,128 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
     l[0] = e * e
     g[0] = 2 * e * u
     h[0] = 2 * (1 - e) * u * u
+
+
+# The binary focal loss l = a_t (1 - p_t)**gamma bce(y, p) (torchvision's sigmoid_focal_loss),
+# with u = 1 - p_t = (1-y) p + y (1-p): a sum of terms >= 0 for y in [0, 1], so u keeps full
+# relative precision where it is tiny (a confident, correct prediction). Its derivatives are
+# written with r = u'/u (logits) or r*bce (probabilities), which stay bounded where u -> 0, so
+# no 0 * inf arises there. gamma = 0 without alpha runs BinaryCrossEntropy's kernel itself.
+
+# @elementwise_loss(cost="transcendental")
+cdef struct BinaryFocalLogits:
+    double smooth_scale    # y <- y * smooth_scale + smooth_shift  (label smoothing)
+    double smooth_shift
+    double gamma
+    double gamma_int       # gamma where it is an integer 0..4, else -1 (see focal_pow)
+    double has_alpha       # 1: a_t = alpha y + (1 - alpha)(1 - y); 0: a_t = 1
+    double alpha
+    double one_minus_alpha
+
+cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floating p,
+                                        floating column, floating* l, floating* g,
+                                        floating* h) noexcept nogil:
+    # With e = exp(-|z|), s = sigmoid(z), sn = sigmoid(-z) = 1 - s, B = bce (BCE's stable form):
+    #   u = (1-y) s + y sn = a s_pos,  a = (1-y) + y e (z >= 0) or (1-y) e + y (z < 0)
+    #   u' = (1-2y) s sn,  r = u'/u = (1-2y) sigmoid(-|z|) / a,  u''/u = r (sn - s)
+    #   B' = s - y,  B'' = s sn
+    #   l = a_t u^gamma B
+    #   g = a_t u^gamma (gamma r B + B')
+    #   h = a_t u^gamma (gamma (gamma-1) r^2 B + 2 gamma r B' + gamma r (sn - s) B + B'')
+    # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|).
+    cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
+    cdef floating gm = <floating>L.gamma
+    cdef floating e = f_exp(-fabs(p))
+    cdef floating sp = f_log1p(e)
+    cdef floating s_pos = 1 / (1 + e)
+    cdef floating s_neg = e * s_pos
+    cdef bint pos = p >= 0
+    cdef floating s = s_pos if pos else s_neg
+    cdef floating sn = s_neg if pos else s_pos
+    cdef floating B = sp + ((1 - y) * p if pos else -y * p)
+    cdef floating Bp = (1 - y) * s - y * sn
+    cdef floating a = ((1 - y) + y * e) if pos else ((1 - y) * e + y)
+    cdef floating c = 1 - 2 * y
+    cdef floating r = c * s_neg / a if a != 0 else c * s_pos
+    cdef floating at = (<floating>L.alpha * y + <floating>L.one_minus_alpha * (1 - y)) \
+        if L.has_alpha != 0 else 1
+    cdef floating wt = at * focal_pow(a * s_pos, L.gamma, L.gamma_int)
+    cdef floating gr = gm * r
+    l[0] = wt * B
+    g[0] = wt * (gr * B + Bp)
+    h[0] = wt * (gr * ((gm - 1) * r * B + 2 * Bp + (sn - s) * B) + s_pos * s_neg)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct BinaryFocalProbabilities:
+    double smooth_scale
+    double smooth_shift
+    double gamma
+    double gamma_int
+    double has_alpha
+    double alpha
+    double one_minus_alpha
+
+cdef inline int BinaryFocalProbabilities_invalid(BinaryFocalProbabilities L, floating t,
+                                                 floating p) noexcept nogil:
+    return BAD_Y_PRED if (p < 0) | (p > 1) else 0
+
+cdef inline void BinaryFocalProbabilities_math(BinaryFocalProbabilities L, floating t,
+                                               floating p, floating column, floating* l,
+                                               floating* g, floating* h) noexcept nogil:
+    # B = BCE on probabilities (torch's clamps: logs at -100, denominators at float32 1e-12),
+    # u = (1-y) p + y (1-p), u' = 1 - 2y = c, u'' = 0, and rB = c B / u (its limit c where
+    # u = 0, i.e. y hard and p at the same end, where B = 0 too):
+    #   l = a_t u^gamma B
+    #   g = a_t u^gamma (gamma rB + B')
+    #   h = a_t (gamma c u^(gamma-1) ((gamma-1) rB + 2 B') + u^gamma B'')
+    cdef floating eps = <floating>(<float>1e-12)
+    cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
+    cdef floating gm = <floating>L.gamma
+    cdef floating q = 1 - p
+    cdef floating B = -(y * clamp_log(f_log(p)) + (1 - y) * clamp_log(f_log1p(-p)))
+    cdef floating den = p * q
+    cdef floating Bp = (p - y) / (eps if den < eps else den)
+    cdef floating d1 = p * p
+    cdef floating d2 = q * q
+    cdef floating Bpp = y / (eps if d1 < eps else d1) + (1 - y) / (eps if d2 < eps else d2)
+    cdef floating u = (1 - y) * p + y * q
+    cdef floating c = 1 - 2 * y
+    cdef floating rB = c * B / u if u != 0 else c
+    cdef floating at = (<floating>L.alpha * y + <floating>L.one_minus_alpha * (1 - y)) \
+        if L.has_alpha != 0 else 1
+    cdef floating pw = focal_pow(u, L.gamma, L.gamma_int)
+    # u^(gamma-1) only ever multiplies gamma: 0 for gamma = 0 (no 0 * inf at u = 0)
+    cdef floating pw1 = 0 if L.gamma_int == 0 else focal_pow(
+        u, L.gamma - 1, L.gamma_int - 1 if L.gamma_int > 0 else -1)
+    l[0] = at * pw * B
+    g[0] = at * pw * (gm * rB + Bp)
+    h[0] = at * (gm * c * pw1 * ((gm - 1) * rB + 2 * Bp) + pw * Bpp)
+
+
+# @elementwise_loss(cost="cheap")
+cdef struct Hinge:
+    double margin
+    double squared         # 1: the squared hinge
+
+cdef inline int Hinge_invalid(Hinge L, floating t, floating p) noexcept nogil:
+    # y_true in {-1, 0, 1}; NaN is not checked (it propagates).
+    return BAD_Y_TRUE if (t != 1) & (t != 0) & (t != -1) & (t == t) else 0
+
+cdef inline void Hinge_math(Hinge L, floating t, floating p, floating column,
+                            floating* l, floating* g, floating* h) noexcept nogil:
+    # m = margin - s y_pred, s = 1 where y_true == 1, else -1 (0 and -1 both the negative
+    # class). l = max(0, m) (squared: its square); at the kink m = 0 the gradient is 0. NaN in
+    # either argument propagates (max(0, NaN) is NaN, as numpy.maximum).
+    cdef floating s = 1 if t == 1 else -1
+    cdef floating m = (<floating>L.margin - s * p) + nan_or_zero(t)
+    cdef floating z = nan_or_zero(m)
+    cdef bint act = m > 0
+    if L.squared != 0:
+        l[0] = m * m if act else z
+        g[0] = -2 * s * m if act else z
+        h[0] = 2 if act else z
+    else:
+        l[0] = m if act else z
+        g[0] = -s if act else z
+        h[0] = z

@@ -48,7 +48,8 @@ cdef class Spec:
     cdef double column_scalar
     cdef object column_name, column64, column32
     cdef int inputs
-    cdef bint labels, has_ignore
+    cdef bint labels, has_ignore, dense, rows_mean
+    cdef object loss_name
     cdef double smooth, cw_sum
     cdef long long ignore
     cdef object cw64, cw32
@@ -75,8 +76,12 @@ cdef class Spec:
             else:
                 self.column64 = np.ascontiguousarray(kernel.column, dtype=np.float64)
                 self.column32 = self.column64.astype(np.float32)
-        self.inputs = ROWS_SOFTMAX if kernel.inputs == "softmax" else ROWS_PROBABILITIES
+        self.inputs = {"softmax": ROWS_SOFTMAX, "probabilities": ROWS_PROBABILITIES,
+                       "raw": ROWS_RAW}[kernel.inputs]
         self.labels = kernel.labels
+        self.dense = kernel.dense_targets
+        self.rows_mean = kernel.normalizer == "rows"
+        self.loss_name = kernel.loss_name
         if self.labels:
             self.errors.setdefault("y_true", _v.LABEL_ERROR)
         self.smooth = kernel.label_smoothing
@@ -415,6 +420,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     job.smooth = spec.smooth
     job.has_ignore = spec.has_ignore
     job.ignore = spec.ignore
+    job.rows_mean = spec.rows_mean
     job.t = NULL
     job.lab = NULL
     job.w = NULL
@@ -431,6 +437,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         if cnp.PyArray_NDIM(lab) != 1 or cnp.PyArray_DIMS(lab)[0] != n:
             _v.shape_error("y_true", lab, (n,), labels=True)
         job.lab = <const long long*>cnp.PyArray_DATA(lab)
+    elif not spec.dense:
+        _v.labels_only(spec.loss_name, y_true, n)
     else:
         # (n,) too: integer labels' shape, for which a wrong dtype is the better message
         if conv.class_major:
@@ -468,7 +476,7 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
         if reduction_code == RED_MEAN and den == 0:
             _v.zero_weights()
     need_den = reduction_code == RED_MEAN and wanted & WANT_GRAD and lab is not None \
-        and (cw is not None or spec.has_ignore or w is not None)
+        and not spec.rows_mean and (cw is not None or spec.has_ignore or w is not None)
     if need_den:
         with nogil:
             bad = kernels.label_normalizer(typ == cnp.NPY_DOUBLE, &job, spec.n_threads, &den)

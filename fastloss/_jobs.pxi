@@ -19,7 +19,8 @@ cdef enum:
     # Row-wise inputs: how y_pred becomes the row's probabilities.
     ROWS_SOFTMAX = 0        # logits
     ROWS_PROBABILITIES = 1  # probabilities, log clamped at -100
-    ABI_VERSION = 2
+    ROWS_RAW = 2            # scores used as they are (margin losses): no softmax, no logs
+    ABI_VERSION = 3
     # Elements per row block of row-wise kernels: the block's scratch stays in L1/L2.
     RW_ELEMS = 2048
 
@@ -81,6 +82,7 @@ cdef struct RwJob:
     double hfloor
     bint out32
     bint class_major
+    bint rows_mean          # "mean" over rows (sample-weighted), not over class weights
 
 
 ctypedef Py_ssize_t (*elementwise_entry)(int kernel, bint is_double, const EwJob* job,

@@ -43,6 +43,8 @@ DATA_KINDS = {
     "positive": "positive numbers (> 0)",
     "nonnegative": "numbers >= 0 (a rate)",
     "above_minus_one": "real numbers > -1 (arguments of log1p)",
+    "signs": "binary labels in {-1, 1} (0 counts as -1)",
+    "class_labels": "integer class labels of shape (n_samples,) only",
 }
 
 #: Every declared loss, by the name of its functional, in declaration order.
@@ -76,9 +78,12 @@ class Kernel:
     ``fields`` fill the kernel's parameter struct. ``errors`` maps an argument (``"y_true"``,
     ``"y_pred"``) to the message of the kernel's domain check for it ({value!r} and {index}
     are filled in). Elementwise: ``column`` is a per-last-axis parameter (scalar or 1-D),
-    named ``column_name`` in messages. Row-wise: ``inputs`` ("softmax" for logits or
-    "probabilities"), whether integer ``labels`` are accepted, and the shared row-wise
-    parameters.
+    named ``column_name`` in messages. Row-wise: ``inputs`` ("softmax" for logits,
+    "probabilities", or "raw" for scores the row math reads as they are), whether integer
+    ``labels`` are accepted and whether float target rows are (``dense_targets``; without
+    them y_true must be labels, and ``loss_name`` names the loss in that error), the shared
+    row-wise parameters, and the ``"mean"`` normalizer: ``"targets"`` (cross-entropy's: the
+    label's class weight per row, with labels) or ``"rows"`` (the rows, sample-weighted).
     """
     name: str
     fields: Mapping[str, float] = field(default_factory=dict)
@@ -90,6 +95,9 @@ class Kernel:
     class_weight: Any = None
     label_smoothing: float = 0.0
     ignore_index: Optional[int] = None
+    dense_targets: bool = True
+    normalizer: str = "targets"
+    loss_name: str = ""
 
 
 _N_THREADS_DOC = """n_threads : int or None, default None

@@ -7,7 +7,8 @@
 # out-of-bounds read), sample weights, the "mean" normalizer and the reduction. A loss supplies
 # only its row math (`Name_row`), which sees the row through these arrays:
 #   lq[j] - lse = log q_j      q[j] * inv = q_j      rest = sum of q_j / q_max without q_max
-# (softmax inputs; for probabilities lq is the clamped log p, q = p, lse = 0 and inv = 1).
+# (softmax inputs; for probabilities lq is the clamped log p, q = p, lse = 0 and inv = 1; for
+# raw scores q = y_pred, lse = 0, inv = 1 and lq is not formed).
 
 # exp(-100): below it, the clamped log is constant and its derivative 0.
 cdef double QMIN = 3.720075976020836e-44
@@ -17,8 +18,10 @@ cdef inline bint rw_all_logs(const RwJob* job) noexcept nogil:
     """Whether the block's prologue forms log q of every class.
 
     Labels without smoothing on probabilities need only the label's own log, which the
-    row math takes itself; everything else needs them all.
+    row math takes itself; raw scores need none; everything else needs them all.
     """
+    if job.inputs == ROWS_RAW:
+        return False
     return job.inputs == ROWS_SOFTMAX or job.lab == NULL or job.smooth != 0
 
 
@@ -175,7 +178,9 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
                     (<floating*>job.lo)[R] = 0
                 continue
             label_weight = cw[y] if cw != NULL else 1
-            share = label_weight   # the row's share of the "mean" normalizer (PyTorch's)
+            # the row's share of the "mean" normalizer (PyTorch's, which is the label's class
+            # weight for cross-entropy and 1 for multi_margin_loss)
+            share = 1 if job.rows_mean else label_weight
         else:
             t = <const floating*>job.t + R * k
             label_weight = 0

@@ -147,3 +147,178 @@ cdef inline double KLDivergence_row(
     if go != NULL or ho != NULL:
         ce_grad_hess(job, q, inv, t, True, -1, 0, target_sum, grad_scale, hess_scale, go, ho)
     return loss
+
+
+# The categorical focal loss: every row's loss is -sum_c a_c m_c**gamma log q_c, m_c = 1 - q_c
+# (formed without cancellation by rw_one_minus_q), a_c the row's effective targets as in
+# cross-entropy. With rho_c = log q_c / m_c (bounded: -> -1 as q_c -> 1, the limit taken at
+# m_c = 0), and per class
+#   v_c   = a_c m_c**gamma (1 - gamma q_c rho_c)                (= a_c q_c df_c/dq_c)
+#   psi_c = -gamma a_c q_c m_c**(gamma-1) beta_c,   beta_c = 2 + log q_c - (gamma-1) q_c rho_c
+# (psi_c = a_c q_c dv_c/dq_c / a_c), with V and Psi their sums over the row:
+#   logits:        g_j = q_j V - v_j
+#                  h_j = q_j m_j V - q_j**2 (Psi - psi_j) + gamma a_j q_j m_j**(gamma+1) beta_j
+#   probabilities: g_j = -a_j m_j**gamma (1/q_j - gamma rho_j)
+#                  h_j = a_j gamma m_j**(gamma-1) (2/q_j - (gamma-1) rho_j) + a_j m_j**gamma / q_j**2
+# (the 1/q_j terms 0 where the log is clamped, as cross-entropy's). At gamma = 0 these are
+# cross-entropy's formulas, and CategoricalCrossEntropy's kernel runs instead (bit for bit).
+# Psi - psi_j is formed as the sum without the row's largest class plus that class, so that
+# a dominant psi of the largest q (gamma < 1) does not cancel.
+
+
+cdef inline floating focal_rho(floating lq, floating m) noexcept nogil:
+    """log q / (1 - q), and its limit -1 where 1 - q is 0 (then log q is 0 too)."""
+    return lq / m if m != 0 else -1
+
+
+# @rowwise_loss
+cdef struct CategoricalFocal:
+    double gamma
+    double gamma_int       # gamma where it is an integer 1..4, else -1 (see focal_pow)
+
+cdef inline floating focal_pw1(CategoricalFocal L, floating m) noexcept nogil:
+    """m**(gamma - 1), 0 where m = 0 (the terms it multiplies vanish there for gamma >= 1,
+    and for gamma < 1 they are taken as their limit in the row sums)."""
+    if m == 0:
+        return 0
+    return focal_pow(m, L.gamma - 1, L.gamma_int - 1 if L.gamma_int > 0 else -1)
+
+cdef inline double CategoricalFocal_row(
+        CategoricalFocal L, const RwJob* job, const floating* lq, const floating* q,
+        floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
+        long long y, floating label_weight, floating grad_scale, floating hess_scale,
+        floating* go, floating* ho) noexcept nogil:
+    cdef const floating* cw = <const floating*>job.cw
+    cdef Py_ssize_t j, k = job.k
+    cdef bint softmax = job.inputs == ROWS_SOFTMAX
+    cdef floating gm = <floating>L.gamma
+    cdef floating a, qj, mj, lqj, pw, rho, v, beta, psi, V, Psi_rest, psi_max, live
+    cdef double loss = 0
+    if t == NULL and job.smooth == 0:
+        # One target class: a_y = label_weight, the others 0.
+        a = label_weight
+        qj = q[y] * inv
+        mj = rw_one_minus_q(q, inv, rest, y, jmax)
+        lqj = lq[y] - lse if rw_all_logs(job) else clamp_log(f_log(q[y]))
+        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        rho = focal_rho(lqj, mj)
+        loss = -(a * pw * lqj)
+        if softmax:
+            v = a * pw * (1 - gm * qj * rho)
+            if go != NULL:
+                for j in range(k):
+                    go[j] = q[j] * inv * v * grad_scale
+                go[y] = -mj * v * grad_scale         # q_y V - v_y, without cancellation
+            if ho != NULL:
+                beta = 2 + lqj - (gm - 1) * qj * rho
+                psi = -gm * a * qj * focal_pw1(L, mj) * beta
+                for j in range(k):
+                    qj = q[j] * inv
+                    ho[j] = (qj * rw_one_minus_q(q, inv, rest, j, jmax) * v - qj * qj * psi) \
+                        * hess_scale
+                qj = q[y] * inv
+                ho[y] = (qj * mj * v + gm * a * qj * mj * pw * beta) * hess_scale
+        else:
+            live = 0 if qj <= QMIN else 1 / qj       # NaN propagates
+            if go != NULL:
+                for j in range(k):
+                    go[j] = 0
+                go[y] = -a * pw * (live - gm * rho) * grad_scale
+            if ho != NULL:
+                for j in range(k):
+                    ho[j] = 0
+                ho[y] = (a * gm * focal_pw1(L, mj) * (2 * live - (gm - 1) * rho)
+                         + a * pw * live * live) * hess_scale
+        return loss
+    # Dense targets, or labels with smoothing: every class has a target.
+    V = 0
+    Psi_rest = 0
+    psi_max = 0
+    for j in range(k):
+        a = smoothed_target(job, t, cw, j) if t != NULL else \
+            smoothed_label_target(job, cw, y, label_weight, j)
+        qj = q[j] * inv
+        mj = rw_one_minus_q(q, inv, rest, j, jmax)
+        lqj = lq[j] - lse
+        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        rho = focal_rho(lqj, mj)
+        loss -= a * pw * lqj
+        if softmax:
+            V = V + a * pw * (1 - gm * qj * rho)
+            psi = -gm * a * qj * focal_pw1(L, mj) * (2 + lqj - (gm - 1) * qj * rho)
+            if j == jmax:
+                psi_max = psi
+            else:
+                Psi_rest = Psi_rest + psi
+    if go == NULL and ho == NULL:
+        return loss
+    for j in range(k):
+        a = smoothed_target(job, t, cw, j) if t != NULL else \
+            smoothed_label_target(job, cw, y, label_weight, j)
+        qj = q[j] * inv
+        mj = rw_one_minus_q(q, inv, rest, j, jmax)
+        lqj = lq[j] - lse
+        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        rho = focal_rho(lqj, mj)
+        if softmax:
+            v = a * pw * (1 - gm * qj * rho)
+            beta = 2 + lqj - (gm - 1) * qj * rho
+            if go != NULL:
+                go[j] = (qj * V - v) * grad_scale
+            if ho != NULL:
+                psi = -gm * a * qj * focal_pw1(L, mj) * beta
+                ho[j] = (qj * mj * V
+                         - qj * qj * (Psi_rest if j == jmax else (Psi_rest - psi) + psi_max)
+                         + gm * a * qj * mj * pw * beta) * hess_scale
+        else:
+            live = 0 if qj <= QMIN else 1 / qj
+            if go != NULL:
+                go[j] = -a * pw * (live - gm * rho) * grad_scale
+            if ho != NULL:
+                ho[j] = (a * gm * focal_pw1(L, mj) * (2 * live - (gm - 1) * rho)
+                         + a * pw * live * live) * hess_scale
+    return loss
+
+
+# @rowwise_loss
+cdef struct MultiMargin:
+    double margin
+    double squared         # p = 2 (else p = 1)
+
+cdef inline double MultiMargin_row(
+        MultiMargin L, const RwJob* job, const floating* lq, const floating* q,
+        floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
+        long long y, floating label_weight, floating grad_scale, floating hess_scale,
+        floating* go, floating* ho) noexcept nogil:
+    # torch.nn.functional.multi_margin_loss on raw scores x = q (inputs "raw"): with
+    # m_j = margin - x_y + x_j, l = w_y / k * sum_{j != y} max(0, m_j)**p; g_j = w_y/k p m_j**(p-1)
+    # where m_j > 0 (j != y) and g_y = -sum of those; the hessian is 0 (p = 1) or 2 w_y/k
+    # per active j and their count at y (p = 2). At m_j = 0 the gradient is 0 (torch's). NaN
+    # propagates (torch's kernel drops it: its z > 0 is false); x_y = +inf gives 0, the limit.
+    cdef Py_ssize_t j, k = job.k
+    cdef floating base = <floating>L.margin - q[y]
+    cdef floating scale = label_weight / <floating>k
+    cdef floating m, z, gj, gsum = 0, hsum = 0
+    cdef double loss = 0
+    cdef bint act, sq = L.squared != 0
+    for j in range(k):
+        m = base + q[j]
+        z = nan_or_zero(m) if j != y else 0      # x_y = inf: every other m is -inf, l = 0
+        act = (m > 0) & (j != y)
+        if sq:
+            loss += (m * m if act else z)
+            gj = 2 * m if act else z
+        else:
+            loss += (m if act else z)
+            gj = 1 if act else z
+        gsum = gsum + gj
+        if go != NULL:
+            go[j] = gj * scale * grad_scale
+        if ho != NULL:
+            ho[j] = ((2 if act else z) if sq else z) * scale * hess_scale
+        hsum = hsum + ((2 if act else z) if sq else z)
+    if go != NULL:
+        go[y] = -gsum * scale * grad_scale
+    if ho != NULL:
+        ho[y] = hsum * scale * hess_scale
+    return loss * scale

@@ -109,6 +109,19 @@ def as_labels(y, n_rows: int, n_classes: int, ignore_index) -> np.ndarray:
     return _aligned(np.asarray(a, dtype=np.int64, order="C"))
 
 
+def labels_only(loss: str, y, n_rows: int):
+    """y_true of a loss that takes integer class labels only (not target rows)."""
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        shape = np.shape(_real_array(y, "y_true"))
+    dtype = getattr(y, "dtype", None)
+    if isinstance(shape, tuple) and tuple(shape) != (n_rows,):
+        raise ValueError(f"y_true: shape {tuple(shape)} does not match ({n_rows},): {loss} "
+                         f"takes integer class labels, one per row of y_pred")
+    raise TypeError(f"y_true: {loss} takes integer class labels of shape ({n_rows},), got "
+                    f"dtype {dtype if dtype is not None else _real_array(y, 'y_true').dtype}")
+
+
 def bad_reduction(reduction):
     raise ValueError(f"reduction: must be one of {REDUCTIONS}, got {reduction!r}")
 

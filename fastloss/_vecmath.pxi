@@ -81,3 +81,20 @@ cdef inline floating nan_or_zero(floating d) noexcept nogil:
     return 0 if d == d else d
 
 
+
+cdef inline floating focal_pow(floating u, double gamma, double gamma_int) noexcept nogil:
+    # u**gamma for the focal losses: by multiplication where gamma is an integer 0..4 (the
+    # usual choices: exact to a rounding or two, 0**0 = 1), else exp(gamma log u), whose
+    # relative error grows like |gamma log u| ulp (0 at u = 0 for gamma > 0; NaN for u < 0).
+    cdef floating u2 = u * u
+    if gamma_int == 0:
+        return 1
+    if gamma_int == 1:
+        return u
+    if gamma_int == 2:
+        return u2
+    if gamma_int == 3:
+        return u2 * u
+    if gamma_int == 4:
+        return u2 * u2
+    return f_exp(<floating>gamma * f_log(u))
