@@ -63,6 +63,9 @@ def _data(kind, shape, dtype, rng):
         a[rng.integers(0, n, 4)] = [0.0, -0.999999, 1e30, 1e-300]
     elif kind == "distribution":
         return rng.dirichlet(np.ones(shape[-1]), size=shape[0]).astype(dtype)
+    elif kind == "signs":
+        a = rng.choice([-1.0, 1.0], size=n)
+        a[rng.integers(0, n, 3)] = 0.0                    # 0 is the negative class too
     else:
         raise SystemExit(f"fingerprint: no data for the input kind {kind!r}; add it to _data")
     return a.reshape(shape).astype(dtype)
@@ -88,7 +91,9 @@ def registry_cases():
                 p = _data(kinds["y_pred"], shape, dtype, rng)
                 w = rng.random(shape[0]).astype(dtype)
                 targets = {}
-                if kinds["y_true"] == "labels":
+                if kinds["y_true"] == "class_labels":
+                    targets["labels"] = rng.integers(0, N_CLASSES, size=N_ROWS)
+                elif kinds["y_true"] == "labels":
                     targets["labels"] = rng.integers(0, N_CLASSES, size=N_ROWS)
                     targets["dense"] = _data("distribution", shape, dtype, rng)
                 else:

@@ -113,7 +113,7 @@ def title(name: str) -> str:
     changed = [f"{p.name}={_fmt(params[p.name])}" for p in cls.params
                if not same_value(params[p.name], p.default)]
     out = cls.__name__ + (f"({', '.join(changed)})" if changed else "")
-    if cls.inputs(_checked_params(name)).get("y_true") == "labels":
+    if cls.inputs(_checked_params(name)).get("y_true") in ("labels", "class_labels"):
         out += ", integer labels"
     return out
 
@@ -340,6 +340,17 @@ def gen_labels(rng, n, k, dt):
     return rng.integers(0, k, size=n // k, dtype=np.int64)
 
 
+def gen_class_labels(rng, n, k, dt):
+    """Integer class labels (int64), uniform over the k classes (labels-only losses)."""
+    _needs_rows("class_labels", k)
+    return rng.integers(0, k, size=n // k, dtype=np.int64)
+
+
+def gen_signs(rng, n, k, dt):
+    """-1/1 labels, each 1 with probability 1/2."""
+    return np.where(rng.random(_shape(n, k)) < 0.5, 1.0, -1.0).astype(dt)
+
+
 def gen_distribution(rng, n, k, dt):
     """Rows summing to 1: the softmax of N(0, 1) scores (no zeros, so KL needs no 0 log 0)."""
     _needs_rows("distribution", k)
@@ -366,7 +377,8 @@ GENERATORS: Dict[str, Generator] = {
     "real": gen_real, "logit": gen_logit, "probability": gen_probability,
     "binary": gen_binary, "labels": gen_labels, "distribution": gen_distribution,
     "count": gen_count, "positive": gen_positive, "nonnegative": gen_nonnegative,
-    "above_minus_one": gen_above_minus_one,
+    "above_minus_one": gen_above_minus_one, "signs": gen_signs,
+    "class_labels": gen_class_labels,
 }
 
 

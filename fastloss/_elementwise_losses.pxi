@@ -460,16 +460,17 @@ cdef inline void BinaryFocalProbabilities_math(BinaryFocalProbabilities L, float
     cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
     cdef floating gm = <floating>L.gamma
     cdef floating q = 1 - p
-    cdef floating B = -(y * clamp_log(f_log(p)) + (1 - y) * clamp_log(f_log1p(-p)))
+    # Each x * y + z rounded alike in every loop, whichever outputs it keeps: see f_fma.
+    cdef floating B = -f_fma(y, clamp_log(f_log(p)), (1 - y) * clamp_log(f_log1p(-p)))
     cdef floating den = p * q
     cdef floating Bp = (p - y) / (eps if den < eps else den)
     cdef floating d1 = p * p
     cdef floating d2 = q * q
     cdef floating Bpp = y / (eps if d1 < eps else d1) + (1 - y) / (eps if d2 < eps else d2)
-    cdef floating u = (1 - y) * p + y * q
+    cdef floating u = f_fma(y, q, (1 - y) * p)
     cdef floating c = 1 - 2 * y
     cdef floating rB = c * B / u if u != 0 else c
-    cdef floating at = (<floating>L.alpha * y + <floating>L.one_minus_alpha * (1 - y)) \
+    cdef floating at = f_fma(<floating>L.alpha, y, <floating>L.one_minus_alpha * (1 - y)) \
         if L.has_alpha != 0 else 1
     cdef floating pw = focal_pow(u, L.gamma, L.gamma_int)
     # u^(gamma-1) only ever multiplies gamma: 0 for gamma = 0 (no 0 * inf at u = 0)

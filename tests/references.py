@@ -702,6 +702,410 @@ def ref_kl_divergence(params, t, p):
 
 
 # =============================================================================================
+# Classification losses of the second wave: focal (binary, categorical), hinge, multi-margin
+# =============================================================================================
+
+def _focal_amp(params, u, dt):
+    """Relative error allowed for u**gamma beyond a few roundings: exp(gamma log u) (gamma not
+    an integer 0..4) errs by ~|gamma log u| ulp of the dtype."""
+    gm = float(params["gamma"])
+    if gm in (0.0, 1.0, 2.0, 3.0, 4.0):
+        return np.ones(np.shape(u))
+    with np.errstate(all="ignore"):
+        lu = np.abs(gm * np.log(np.abs(_f64(u))))
+    return 1 + np.where(np.isfinite(lu), lu, 0.0) * 4 * float(np.finfo(dt).eps) / RTOL[dt]
+
+
+def _powz(u, e):
+    """u**e with NumPy's rules, except 0**e = 0 for e > 0, 1 for e == 0, inf for e < 0."""
+    with np.errstate(all="ignore"):
+        return np.power(u, e)
+
+
+def ref_binary_focal(params, t, p):
+    """torchvision's sigmoid_focal_loss: a_t (1 - p_t)**gamma bce, differentiated the textbook
+    way (u = 1 - p_t, u' and u'' by the chain rule), limits taken where u = 0; gamma = 0
+    without alpha is BCE (see ref_binary_cross_entropy)."""
+    dt = p.dtype
+    gm = float(params["gamma"])
+    alpha = params["alpha"]
+    if gm == 0 and alpha is None:
+        return ref_binary_cross_entropy(dict(params, pos_weight=None), t, p)
+    e = float(params["label_smoothing"])
+    with np.errstate(all="ignore"):
+        y = _f64(t * dt.type(1 - e) + dt.type(e / 2))
+        z = _f64(p)
+        at = np.ones(z.shape) if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+        c = 1 - 2 * y
+        if params["from_logits"]:
+            s, sn = _sigmoid(z), _sigmoid(-z)
+            sp = np.log1p(np.exp(-np.abs(z)))
+            lin = np.where(z >= 0, (1 - y) * z, -y * z)
+            B = sp + lin
+            Bp = (1 - y) * s - y * sn
+            Bpp = s * sn
+            u = (1 - y) * s + y * sn
+            du = c * s * sn
+            d2u = du * (sn - s)
+            pw, pw1, pw2 = _powz(u, gm), _powz(u, gm - 1), _powz(u, gm - 2)
+            l = at * pw * B
+            g = at * (gm * pw1 * du * B + pw * Bp)
+            h = at * (gm * (gm - 1) * pw2 * du * du * B + 2 * gm * pw1 * du * Bp
+                      + gm * pw1 * d2u * B + pw * Bpp)
+            zero = u == 0                   # u underflowed: each derivative's limit
+            g = np.where(zero, at * pw * Bp, g)
+            h = np.where(zero, at * pw * Bpp, h)
+            # sizes of the terms (Bp: (1-y)s and y sn; u: the power's error)
+            mB = np.abs(sp) + np.abs(lin)
+            r = np.where(u != 0, du / np.where(u != 0, u, 1), 0.0)
+            amp = _focal_amp(params, u, dt)
+            ml = np.abs(at * pw) * mB * amp
+            mBp = np.abs((1 - y) * s) + np.abs(y * sn)
+            mg = np.abs(at * pw) * (gm * np.abs(r) * mB + mBp) * amp
+            mh = np.abs(at * pw) * (gm * np.abs(gm - 1) * r * r * mB + 2 * gm * np.abs(r) * mBp
+                                    + gm * np.abs(r) * (s + sn) * mB + Bpp) * amp
+        else:
+            lp, l1p = _clamped_log(z), np.maximum(np.log1p(-z), -100.0)
+            B = -(y * lp + (1 - y) * l1p)
+            q = 1 - z
+            Bp = (z - y) / np.maximum(z * q, BCE_EPS)
+            Bpp = y / np.maximum(z * z, BCE_EPS) + (1 - y) / np.maximum(q * q, BCE_EPS)
+            u = (1 - y) * z + y * q
+            pw, pw1, pw2 = _powz(u, gm), _powz(u, gm - 1), _powz(u, gm - 2)
+            l = at * pw * B
+            g = at * (gm * pw1 * c * B + pw * Bp)
+            h = at * (gm * (gm - 1) * pw2 * c * c * B + 2 * gm * pw1 * c * Bp + pw * Bpp)
+            # where u = 0 (y hard, p at the same end; B = 0 there): B / u -> 1, so the limits
+            # are g = a_t u^gamma B', h = a_t (gamma c u^(gamma-1) ((gamma-1) c + 2 B') + u^gamma B'')
+            zero = u == 0
+            g = np.where(zero, at * pw * Bp, g)
+            pw1z = np.where(gm == 0, 0.0, pw1)
+            h = np.where(zero, at * (gm * c * pw1z * ((gm - 1) * c + 2 * Bp) + pw * Bpp), h)
+            ay = np.abs(y)
+            mB = np.abs(y * lp) + np.abs((1 - y) * l1p) + ay * (np.abs(lp) + np.abs(l1p))
+            sub = 4 * float(np.finfo(dt).smallest_subnormal) / RTOL[dt]
+            den = np.maximum(z * q, BCE_EPS)
+            mBp = (np.abs(z) + ay + sub) / den
+            mBpp = np.abs(Bpp) + sub * (1 / np.maximum(z * z, BCE_EPS) + 1 / np.maximum(q * q, BCE_EPS))
+            amp = _focal_amp(params, u, dt)
+            rB = np.where(u != 0, np.abs(c) * mB / np.where(u != 0, np.abs(u), 1), np.abs(c))
+            ml = np.abs(at * pw) * mB * amp
+            mg = np.abs(at * pw) * (gm * rB + mBp) * amp
+            mh = np.abs(at) * (gm * np.abs(c * pw1z) * (np.abs(gm - 1) * rB + 2 * mBp)
+                               + np.abs(pw) * mBpp) * amp
+    return dict(l=l, g=g, h=h, ml=ml, mg=mg, mh=mh)
+
+
+def exact_binary_focal(params, t, p):
+    """mpmath: the focal loss of one element on logits and its first two derivatives by the
+    chain rule in the textbook form (u = 1 - p_t, u' = (1-2y) s sn, u'' = u' (sn - s),
+    bce' = s - y, bce'' = s sn), with the sigmoids and their logs formed without cancellation."""
+    import mpmath
+    gm = mpmath.mpf(params["gamma"])
+    y, z = t, p
+    s, sn = 1 / (1 + mpmath.exp(-z)), 1 / (1 + mpmath.exp(z))
+    ls, lsn = -mpmath.log1p(mpmath.exp(-z)), -mpmath.log1p(mpmath.exp(z))
+    u = (1 - y) * s + y * sn
+    du = (1 - 2 * y) * s * sn
+    d2u = du * (sn - s)
+    B = -(y * ls + (1 - y) * lsn)
+    Bp = (1 - y) * s - y * sn
+    Bpp = s * sn
+    l = u ** gm * B
+    g = gm * u ** (gm - 1) * du * B + u ** gm * Bp
+    h = (gm * (gm - 1) * u ** (gm - 2) * du ** 2 * B + 2 * gm * u ** (gm - 1) * du * Bp
+         + gm * u ** (gm - 1) * d2u * B + u ** gm * Bpp)
+    return l, g, h
+
+
+def exact_inputs_binary_focal(params, dtype):
+    """y_true in {0, 1, 0.3} times z = +-10**x, x in [-8, 2.85] (float32: [-8, 1.9]), and 0;
+    kept where the value and its derivatives are not differences of terms within a factor 2
+    (not at the minimum of the gradient or the hessian's zero crossings)."""
+    top = 2.85 if np.dtype(dtype) == F64 else 1.9
+    a = np.logspace(-8, top, 300)
+    z = np.concatenate([a, -a, [0.0]])
+    ys = [0.0, 1.0, 0.3]
+    t = np.repeat(np.asarray(ys), z.size).astype(dtype)
+    p = np.tile(z, len(ys)).astype(dtype)
+    Rv = ref_binary_focal(dict(params), t.astype(np.float64), p.astype(np.float64))
+    keep = np.ones(p.size, bool)
+    for k, m in (("g", "mg"), ("h", "mh")):
+        keep &= ~(np.abs(Rv[k]) < 0.5 * Rv[m])
+    return t[keep], p[keep]
+
+
+def ref_hinge(params, t, p):
+    """max(0, margin - s y_pred) (squared: its square), s = 1 where y_true == 1 else -1;
+    gradient 0 at the kink; NaN propagates."""
+    margin = float(params["margin"])
+    with np.errstate(all="ignore"):
+        y, x = _f64(t), _f64(p)
+        s = np.where(y == 1, 1.0, -1.0)
+        # formed in y_pred's dtype, as the kernel: margin - s * y_pred is one rounding
+        m = _f64(p.dtype.type(margin) - p.dtype.type(1) * (s.astype(p.dtype) * p))
+        m = np.where(np.isnan(y), np.nan, m)
+        act = m > 0
+        nan = np.where(np.isnan(m), np.nan, 0.0)
+        if params["squared"]:
+            l = np.where(act, m * m, nan)
+            g = np.where(act, -2 * s * m, nan)
+            h = np.where(act, 2.0, nan)
+            ml = np.where(act, (np.abs(margin) + np.abs(x)) ** 2, 0.0)
+            mg = np.where(act, 2 * (np.abs(margin) + np.abs(x)), 0.0)
+        else:
+            l = np.where(act, m, nan)
+            g = np.where(act, -s, nan)
+            h = nan
+            ml = np.where(act, np.abs(margin) + np.abs(x), 0.0)
+            mg = np.abs(g)
+    return dict(l=l, g=g, h=h, ml=ml, mg=mg, mh=np.abs(h))
+
+
+def _signs_domain(params, t, p):
+    """y_true in {-1, 0, 1} (NaN is not checked: it propagates)."""
+    with np.errstate(invalid="ignore"):
+        y = _f64(t)
+        return {"y_true": ~np.isin(y, (-1.0, 0.0, 1.0)) & ~np.isnan(y)}
+
+
+def _hinge_kinks(params, t, p, radius):
+    y = _f64(t)
+    s = np.where(y == 1, 1.0, -1.0)
+    return np.abs(float(params["margin"]) - s * _f64(p)) <= radius
+
+
+def _row_probs(params, p):
+    """q, log q and 1 - q of each row (softmax of logits, or the probabilities), and q's
+    float32 error bound (see _rowwise). 1 - q of a row's largest class is the sum of the
+    other classes' terms over the total (no cancellation)."""
+    dt = p.dtype
+    eps = float(np.finfo(dt).eps)
+    z = _f64(p)
+    n, k = z.shape
+    with np.errstate(all="ignore"):
+        if params["from_logits"]:
+            mx = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1))
+            zm = z - mx
+            ez = np.exp(zm)
+            rows = np.arange(n)
+            amax = np.argmax(z, axis=1) if n else np.zeros(0, int)
+            rest_terms = ez.copy()
+            rest_terms[rows, amax] = 0
+            rest = rest_terms.sum(axis=1)
+            tot = (1 + rest)[:, None]
+            lq = zm - np.log1p(rest)[:, None]
+            q = ez / tot
+            m = 1 - q
+            m[rows, amax] = rest / (1 + rest)
+            qerr = 8 * eps * (np.abs(zm) + np.abs(np.log1p(rest))[:, None]) if dt == F32 \
+                else np.zeros_like(z)
+            qerr = np.where(np.isfinite(qerr), qerr, 0.0)
+        else:
+            q = z
+            lq = _clamped_log(z)
+            m = 1 - z
+            qerr = np.zeros_like(z)
+    return q, lq, m, qerr
+
+
+def ref_categorical_focal(params, t, p):
+    """-sum_c a_c (1 - q_c)**gamma log q_c with a_c cross-entropy's targets (_cce_targets);
+    derivatives by the chain rule through q (softmax) with f(q) = (1-q)**gamma log q:
+    v_c = a_c q_c f'(q_c), g_j = q_j V - v_j; psi_c = a_c q_c (q f')'(q_c),
+    h_j = q_j (1-q_j) V - q_j**2 Psi + psi_j (2 q_j - 1); on probabilities -a f' and -a f''."""
+    gm = float(params["gamma"])
+    if gm == 0:
+        return ref_categorical_cross_entropy(params, t, p)
+    dt = p.dtype
+    n, k = p.shape
+    q, lq, m, qerr = _row_probs(params, p)
+    a, _, _, dn, skip, bad = _cce_targets(params, t, lq, n, k, dt)
+    with np.errstate(all="ignore"):
+        pw = _powz(m, gm)
+        pw1 = np.where(m == 0, 0.0, _powz(m, gm - 1))
+        pw2 = np.where(m == 0, 0.0, _powz(m, gm - 2))
+        amp = _focal_amp(params, m, dt)
+        terms = a * pw * lq
+        loss = -terms.sum(axis=1)
+        mag = (np.abs(terms) * amp).sum(axis=1)
+        # log q / (1 - q), -1 in the limit q -> 1
+        rho = np.where(m != 0, lq / np.where(m != 0, m, 1), -1.0)
+        if params["from_logits"]:
+            fq = a * pw * (1 - gm * q * rho)                 # a q f'(q) = a (m^g - g q m^(g-1) log q)
+            V = fq.sum(axis=1, keepdims=True)
+            # (q f')' = -g m^(g-1) (2 + log q) + g (g-1) q m^(g-2) log q
+            psi = a * q * (-gm * pw1 * (2 + lq) + gm * (gm - 1) * q * pw1 * rho)
+            Psi = psi.sum(axis=1, keepdims=True)
+            g = q * V - fq
+            # h_j = q m V - q^2 (Psi - psi_j) + psi_j (q - m - q^2) = ... - m^2 psi_j
+            h = q * m * V - q * q * (Psi - psi) - m * m * psi
+            big = (np.abs(fq) * amp).sum(axis=1, keepdims=True)
+            bigpsi = np.abs(psi).sum(axis=1, keepdims=True)
+            mg = (q * big + np.abs(fq) * amp) * (1 + qerr / RTOL[dt])
+            mh = (q * np.abs(m) * big + q * q * bigpsi + m * m * np.abs(psi)) * amp \
+                * (1 + qerr / RTOL[dt])
+            Amag = (np.abs(a) * amp).sum(axis=1)
+            mag = mag + Amag * (q * qerr).sum(axis=1) / RTOL[dt]
+        else:
+            live = q > QMIN
+            invq = np.where(live, 1 / np.where(live, q, 1), 0.0)
+            g = -a * pw * (invq - gm * rho)
+            h = a * gm * pw1 * (2 * invq - (gm - 1) * rho) + a * pw * invq * invq
+            g = np.where(np.isnan(q), np.nan, g)
+            h = np.where(np.isnan(q), np.nan, h)
+            mg = np.abs(a * pw) * (invq + gm * np.abs(rho)) * amp
+            mh = (np.abs(a * gm * pw1) * (2 * invq + np.abs(gm - 1) * np.abs(rho))
+                  + np.abs(a * pw) * invq * invq) * amp
+        dead = skip | bad
+        loss = np.where(dead, 0.0, loss)
+        mag = np.where(dead, 0.0, mag)
+        dn = np.where(dead, 0.0, dn)
+        g = np.where(dead[:, None], 0.0, g)
+        h = np.where(dead[:, None], 0.0, h)
+        mg = np.where(dead[:, None], 0.0, mg)
+        mh = np.where(dead[:, None], 0.0, mh)
+    z = _f64(p)
+    if params["from_logits"] and n:
+        odd = (z.max(axis=1) == np.inf) | ((k == 1) & ~np.isfinite(z[:, 0]))
+    else:
+        odd = np.zeros(n, bool)
+    return dict(l=loss, ml=mag, g=g, h=h, mg=mg, mh=mh, dn=dn, skip=skip, bad=bad,
+                nanq=np.isnan(q) & (not params["from_logits"]),
+                anyq=np.broadcast_to(odd[:, None], z.shape), oddrow=odd & ~dead)
+
+
+def ref_multi_margin(params, t, p):
+    """torch's multi_margin_loss: w_y / k * sum_{j != y} max(0, margin - x_y + x_j)**p; NaN
+    propagates (where torch's kernel drops it); the mean is over rows."""
+    dt = p.dtype
+    x = _f64(p)
+    n, k = x.shape
+    margin = float(params["margin"])
+    pp = int(params["p"])
+    cw_param = params["class_weight"]
+    cw = np.ones(k) if cw_param is None else _f64(np.asarray(cw_param, np.float64).astype(dt))
+    y = np.asarray(t, dtype=np.int64)
+    bad = (y < 0) | (y >= k)
+    ys = np.where(bad, 0, y)
+    rows = np.arange(n)
+    with np.errstate(all="ignore"):
+        xy = x[rows, ys][:, None]
+        # (margin - x_y) + x_j in y_pred's dtype, as torch and the kernel
+        base = (dt.type(margin) - p[rows, ys].astype(dt))[:, None]
+        M = _f64(base + p)
+        other = np.ones((n, k), bool)
+        other[rows, ys] = False
+        act = (M > 0) & other
+        nan = np.where(np.isnan(M) & other, np.nan, 0.0)
+        scale = (cw[ys] / k)[:, None]
+        if pp == 1:
+            terms = np.where(act, M, nan)
+            gj = np.where(act, 1.0, nan)
+            hj = nan
+        else:
+            terms = np.where(act, M * M, nan)
+            gj = np.where(act, 2 * M, nan)
+            hj = np.where(act, 2.0, nan)
+        loss = (terms.sum(axis=1) * scale[:, 0])
+        g = gj * scale
+        g[rows, ys] = -gj.sum(axis=1) * scale[:, 0]
+        h = hj * scale
+        h[rows, ys] = hj.sum(axis=1) * scale[:, 0]
+        sz = np.where(act, (np.abs(margin) + np.abs(xy) + np.abs(x)) ** pp, 0.0)
+        ml = sz.sum(axis=1) * scale[:, 0]
+        mgj = np.where(act, pp * (np.abs(margin) + np.abs(xy) + np.abs(x)) ** (pp - 1), 0.0) * scale
+        mg = mgj.copy()
+        mg[rows, ys] = mgj.sum(axis=1)
+        mh = np.abs(h)
+    dead = bad
+    z = np.zeros(n, bool)
+    return dict(l=np.where(dead, 0.0, loss), ml=np.where(dead, 0.0, ml),
+                g=np.where(dead[:, None], 0.0, g), h=np.where(dead[:, None], 0.0, h),
+                mg=np.where(dead[:, None], 0.0, mg), mh=np.where(dead[:, None], 0.0, mh),
+                dn=np.ones(n), skip=z, bad=bad, nanq=np.zeros(x.shape, bool),
+                anyq=np.zeros(x.shape, bool), oddrow=z)
+
+
+def _class_labels_domain(params, t, p):
+    """Integer labels must lie in [0, n_classes) (per row)."""
+    y = np.asarray(t, dtype=np.int64)
+    return {"y_true": (y < 0) | (y >= p.shape[1])}
+
+
+def _multi_margin_kinks(params, t, p, radius):
+    x = _f64(p)
+    y = np.asarray(t, dtype=np.int64)
+    n = x.shape[0]
+    ys = np.clip(y, 0, x.shape[1] - 1)
+    M = float(params["margin"]) - x[np.arange(n), ys][:, None] + x
+    near = np.abs(M) <= 2 * radius
+    near[np.arange(n), ys] = False
+    # a kink of any class moves the label's own derivative too
+    return near | near.any(axis=1, keepdims=True) & (np.arange(x.shape[1]) == ys[:, None])
+
+
+def _torch_focal(torch, prm, t, p):
+    """torchvision.ops.sigmoid_focal_loss (torchvision 0.28), transcribed: torchvision cannot
+    be installed next to this torch (its wheel's operators fail to register), and the function
+    is these lines; on probabilities the same with binary_cross_entropy."""
+    F = torch.nn.functional
+    x, y = _tt(torch, p), _tt(torch, _smoothed(prm, t))
+    if prm["from_logits"]:
+        pr = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    else:
+        pr = x
+        ce = F.binary_cross_entropy(x, y, reduction="none")
+    p_t = pr * y + (1 - pr) * (1 - y)
+    loss = ce * ((1 - p_t) ** float(prm["gamma"]))
+    alpha = -1 if prm["alpha"] is None else prm["alpha"]
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return _np(loss)
+
+
+def _torch_categorical_focal(torch, prm, t, p):
+    """keras.losses.CategoricalFocalCrossentropy's formula (alpha = class weights), in torch:
+    -sum t w (1 - q)**gamma log q."""
+    F = torch.nn.functional
+    z = _tt(torch, p)
+    n, k = z.shape
+    if prm["from_logits"]:
+        q, lq = F.softmax(z, 1), F.log_softmax(z, 1)
+    else:
+        q, lq = z, torch.log(z).clamp(min=-100)
+    if _labels(t):
+        y = np.asarray(t, np.int64)
+        ig = prm["ignore_index"]
+        keep = np.ones(n, bool) if ig is None else y != ig      # ignored rows: loss 0
+        tt = F.one_hot(torch.from_numpy(np.where(keep, y, 0)), k).double()
+        tt = tt * _tt(torch, keep.astype(float))[:, None]
+    else:
+        tt = _tt(torch, t)
+    e = float(prm["label_smoothing"])
+    tt = tt * (1 - e) + e / k
+    if _labels(t):
+        tt = tt * _tt(torch, keep.astype(float))[:, None]
+    if prm["class_weight"] is not None:
+        tt = tt * _tt(torch, prm["class_weight"])
+    return _np(-(tt * (1 - q) ** float(prm["gamma"]) * lq).sum(1))
+
+
+def _torch_multi_margin(torch, prm, t, p):
+    F = torch.nn.functional
+    w = None if prm["class_weight"] is None else _tt(torch, prm["class_weight"])
+    return _np(F.multi_margin_loss(_tt(torch, p), torch.from_numpy(np.asarray(t, np.int64)),
+                                   p=int(prm["p"]), margin=float(prm["margin"]), weight=w,
+                                   reduction="none"))
+
+
+def _sklearn_hinge(metrics, prm, t, p):
+    y = np.where(_f64(t).ravel() == 1, 1, -1)
+    return float(metrics.hinge_loss(y, _f64(p).ravel(), labels=[-1, 1]))
+
+
+# =============================================================================================
 # Domains and kinks
 # =============================================================================================
 
@@ -930,6 +1334,22 @@ REFERENCES: Dict[str, Reference] = {
         exact=exact_mean_squared_log_error, exact_inputs=exact_inputs_mean_squared_log_error,
         peers=(Peer("sklearn.metrics.mean_squared_log_error", "sklearn.metrics",
                     _sklearn("mean_squared_log_error"), reduction="mean"),)),
+    "binary_focal": Reference(
+        "elementwise", ref_binary_focal, domain=_probabilities_domain, kinks=_bce_kinks,
+        exact=exact_binary_focal, exact_inputs=exact_inputs_binary_focal,
+        peers=(Peer("torchvision.ops.sigmoid_focal_loss (transcribed)", "torch", _torch_focal),)),
+    "hinge": Reference(
+        "elementwise", ref_hinge, domain=_signs_domain, kinks=_hinge_kinks,
+        peers=(Peer("sklearn.metrics.hinge_loss", "sklearn.metrics", _sklearn_hinge,
+                    reduction="mean",
+                    applies=lambda prm, labels: prm["margin"] == 1 and not prm["squared"]),)),
+    "categorical_focal": Reference(
+        "rowwise", ref_categorical_focal, domain=_labels_domain, kinks=_rowwise_kinks,
+        peers=(Peer("keras CategoricalFocalCrossentropy's formula, in torch", "torch",
+                    _torch_categorical_focal),)),
+    "multi_margin": Reference(
+        "rowwise", ref_multi_margin, domain=_class_labels_domain, kinks=_multi_margin_kinks,
+        peers=(Peer("torch.nn.functional.multi_margin_loss", "torch", _torch_multi_margin),)),
 }
 
 
@@ -980,6 +1400,14 @@ def _make_labels(rng, shape, dtype, params, form, partner):
     if ig is not None and -2**63 <= ig < 2**63:
         y[::7] = ig                               # some ignored rows
     return y
+
+
+def _make_signs(rng, shape, dtype, params, form, partner):
+    return np.where(rng.random(shape) < 0.5, 1.0, -1.0).astype(dtype)
+
+
+def _make_class_labels(rng, shape, dtype, params, form, partner):
+    return rng.integers(0, shape[1], size=shape[0])
 
 
 def _make_distribution(rng, shape, dtype, params, form, partner):
@@ -1045,6 +1473,12 @@ DATA: Dict[str, DataKind] = {
     "nonnegative": DataKind(_make_nonnegative, float_bases=("uniform", "binary"),
                             int_bases=("binary", "uniform"), specials="count",
                             bad="bad_count"),
+    # {-1, 1} (0 counts as -1); anything else is refused
+    "signs": DataKind(_make_signs, float_bases=("signs",), int_bases=("signs",),
+                      specials="signs", bad="bad_signs"),
+    # integer class labels only (float targets are a TypeError)
+    "class_labels": DataKind(_make_class_labels, forms=("labels",), float_bases=("uniform",),
+                             int_bases=("uniform",), specials="soft"),
     # > -1 (log1p's argument); y_true and y_pred both checked
     "above_minus_one": DataKind(_make_above_minus_one, float_bases=("uniform", "normal"),
                                 int_bases=("binary", "smallint"), specials="above_minus_one",
@@ -1086,6 +1520,10 @@ def specials(dt, name):
     if name == "above_minus_one":
         # -0.99999988 is the float32 neighbour of -1 (> -1 in both dtypes)
         return [0.0, -0.0, 1.0, -0.5, -0.99999988, 1e-30, s, -s, 1e-12, h, np.inf, np.nan, 3.0]
+    if name == "signs":
+        return [1.0, -1.0, 0.0, -0.0, np.nan, 1.0, -1.0]
+    if name == "bad_signs":
+        return [0.5, 2.0, -2.0, np.inf, -np.inf, 1e-3, s]
     if name == "bad_above_minus_one":
         return [-1.0, -1.5, -np.inf, -h, -2.0]
     if name == "rprob":
@@ -1144,7 +1582,7 @@ class Setting:
 
     @property
     def labels(self):
-        return self.kinds["y_true"] == "labels" and self.form == "labels"
+        return self.kinds["y_true"] in ("labels", "class_labels") and self.form == "labels"
 
     def data(self, rng, shape, dtype):
         """(y_true, y_pred) for y_pred's ``shape``, made by the kinds' generators."""

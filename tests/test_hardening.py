@@ -255,7 +255,16 @@ def predict(case):
                 not (rowwise and P.ndim and tshape == P.shape[:1]):
             ex.error(ValueError, "y_true")
         T0 = np.zeros(P.shape, dt)                 # keep looking for other errors
-    labels = cls.inputs(params)["y_true"] == "labels" and T0.dtype.kind in "biu"
+    tkind = cls.inputs(params)["y_true"]
+    labels = tkind in ("labels", "class_labels") and T0.dtype.kind in "biu"
+    if tkind == "class_labels" and not labels:
+        # integer labels only: float targets are a TypeError (a ValueError first where their
+        # shape is not (n,)); keep looking for other errors with stand-in labels
+        ex.error(TypeError, "y_true")
+        if T0.shape != P.shape[:1]:
+            ex.error(ValueError, "y_true")
+        T0 = np.zeros(P.shape[:1], np.int64)
+        labels = True
     W = None
     if case["sample_weight"] is not None:
         W0 = _as_seen(case["sample_weight"])
@@ -558,6 +567,8 @@ def _values(draw, rng, shape, dt, base, kinds):
         a = (rng.random(size) < 0.5).astype(np.float64)
     elif base == "smallint":
         a = rng.integers(-5, 6, size).astype(np.float64)
+    elif base == "signs":
+        a = rng.choice([-1.0, 1.0, 0.0], size)
     else:
         raise KeyError(base)
     for kind in kinds:
@@ -636,6 +647,19 @@ EXTRA_PARAMS = {
         "class_weight": _class_weight_extras,
         "label_smoothing": lambda rng, shape, k, chaos: [0.0, 1.0],
         "ignore_index": lambda rng, shape, k, chaos: [None, -1, 0, k, 2**62]},
+    "binary_focal": {
+        "gamma": lambda rng, shape, k, chaos: [0.0, 0.25, 4.0, 2.5],
+        "alpha": lambda rng, shape, k, chaos: [0.0, 1.0],
+        "label_smoothing": lambda rng, shape, k, chaos: [0.0, 1e-7, 1.0]},
+    "hinge": {"margin": lambda rng, shape, k, chaos: [0.0, -1.0, 1e10]},
+    "categorical_focal": {
+        "gamma": lambda rng, shape, k, chaos: [0.25, 4.0, 2.5],
+        "class_weight": _class_weight_extras,
+        "label_smoothing": lambda rng, shape, k, chaos: [0.0, 1.0],
+        "ignore_index": lambda rng, shape, k, chaos: [None, -1, 0, k, 2**62]},
+    "multi_margin": {
+        "margin": lambda rng, shape, k, chaos: [0.0, -0.5, 1e10],
+        "class_weight": _class_weight_extras},
 }
 
 
@@ -717,7 +741,8 @@ def raw_cases(draw, name):
     tdt = draw(st.sampled_from([None, None, None, F64, F32, np.int64, np.bool_]))
     tdt = np.dtype(tdt) if tdt is not None else (p.dtype if p.dtype in (F32, F64) else F64)
     spec = R.data_kind(kinds["y_true"], name)
-    if kinds["y_true"] == "labels" and draw(st.integers(0, 9)) < 7:     # integer class labels
+    if kinds["y_true"] in ("labels", "class_labels") and \
+            draw(st.integers(0, 9)) < (7 if kinds["y_true"] == "labels" else 9):  # class labels
         t = draw(_labels(rng, shape, k, params, chaos))
     elif spec.rows:                              # target rows (one-hot, soft, odd)
         tshape = shape
