@@ -409,7 +409,8 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
     #   l = a_t u^gamma B
     #   g = a_t u^gamma (gamma r B + B')
     #   h = a_t u^gamma (gamma (gamma-1) r^2 B + 2 gamma r B' + gamma r (sn - s) B + B'')
-    # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|).
+    # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|); r B is 0
+    # where r is (|z| -> inf), and so are the hard labels' (1-y) z, y z at infinite z.
     cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
     cdef floating gm = <floating>L.gamma
     cdef floating e = f_exp(-fabs(p))
@@ -419,7 +420,8 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
     cdef bint pos = p >= 0
     cdef floating s = s_pos if pos else s_neg
     cdef floating sn = s_neg if pos else s_pos
-    cdef floating B = sp + ((1 - y) * p if pos else -y * p)
+    # (1 - y) z and y z are 0, not NaN, for hard labels at infinite logits (their limits)
+    cdef floating B = sp + (((1 - y) * p if y != 1 else 0) if pos else (-y * p if y != 0 else 0))
     cdef floating Bp = (1 - y) * s - y * sn
     cdef floating a = ((1 - y) + y * e) if pos else ((1 - y) * e + y)
     cdef floating c = 1 - 2 * y
@@ -427,10 +429,11 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
     cdef floating at = (<floating>L.alpha * y + <floating>L.one_minus_alpha * (1 - y)) \
         if L.has_alpha != 0 else 1
     cdef floating wt = at * focal_pow(a * s_pos, L.gamma, L.gamma_int)
-    cdef floating gr = gm * r
+    # r B -> 0 where r underflows to 0 (|z| -> inf; B grows like |z| only)
+    cdef floating rB = r * B if r != 0 else 0
     l[0] = wt * B
-    g[0] = wt * (gr * B + Bp)
-    h[0] = wt * (gr * ((gm - 1) * r * B + 2 * Bp + (sn - s) * B) + s_pos * s_neg)
+    g[0] = wt * (gm * rB + Bp)
+    h[0] = wt * (gm * ((gm - 1) * r * rB + 2 * r * Bp + (sn - s) * rB) + s_pos * s_neg)
 
 
 # @elementwise_loss(cost="transcendental")

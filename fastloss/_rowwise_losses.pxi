@@ -220,13 +220,14 @@ cdef inline double CategoricalFocal_row(
                 ho[y] = (qj * mj * v + gm * a * qj * mj * pw * beta) * hess_scale
         else:
             live = 0 if qj <= QMIN else 1 / qj       # NaN propagates
+            # the other classes: 0, NaN where their q is NaN (as cross-entropy's)
             if go != NULL:
                 for j in range(k):
-                    go[j] = 0
+                    go[j] = nan_or_zero(q[j])
                 go[y] = -a * pw * (live - gm * rho) * grad_scale
             if ho != NULL:
                 for j in range(k):
-                    ho[j] = 0
+                    ho[j] = nan_or_zero(q[j])
                 ho[y] = (a * gm * focal_pw1(L, mj) * (2 * live - (gm - 1) * rho)
                          + a * pw * live * live) * hess_scale
         return loss

@@ -111,6 +111,8 @@ def as_labels(y, n_rows: int, n_classes: int, ignore_index) -> np.ndarray:
 
 def labels_only(loss: str, y, n_rows: int):
     """y_true of a loss that takes integer class labels only (not target rows)."""
+    if isinstance(y, np.ma.MaskedArray):
+        _real_array(y, "y_true")                     # the masked-array TypeError
     shape = getattr(y, "shape", None)
     if shape is None:
         shape = np.shape(_real_array(y, "y_true"))

@@ -740,18 +740,23 @@ def ref_binary_focal(params, t, p):
         if params["from_logits"]:
             s, sn = _sigmoid(z), _sigmoid(-z)
             sp = np.log1p(np.exp(-np.abs(z)))
-            lin = np.where(z >= 0, (1 - y) * z, -y * z)
+            # hard labels at infinite logits: (1-y) z and y z take their limit 0
+            lin = np.where(z >= 0, np.where(y == 1, 0.0, (1 - y) * z),
+                           np.where(y == 0, 0.0, -y * z))
             B = sp + lin
             Bp = (1 - y) * s - y * sn
             Bpp = s * sn
             u = (1 - y) * s + y * sn
             du = c * s * sn
             d2u = du * (sn - s)
+            # u' B and u'' B -> 0 where u' underflows (B grows only like |z|)
+            duB = np.where(du == 0, 0.0, du * B)
+            d2uB = np.where(du == 0, 0.0, d2u * B)
             pw, pw1, pw2 = _powz(u, gm), _powz(u, gm - 1), _powz(u, gm - 2)
             l = at * pw * B
-            g = at * (gm * pw1 * du * B + pw * Bp)
-            h = at * (gm * (gm - 1) * pw2 * du * du * B + 2 * gm * pw1 * du * Bp
-                      + gm * pw1 * d2u * B + pw * Bpp)
+            g = at * (gm * pw1 * duB + pw * Bp)
+            h = at * (gm * (gm - 1) * pw2 * du * duB + 2 * gm * pw1 * du * Bp
+                      + gm * pw1 * d2uB + pw * Bpp)
             zero = u == 0                   # u underflowed: each derivative's limit
             g = np.where(zero, at * pw * Bp, g)
             h = np.where(zero, at * pw * Bpp, h)
@@ -926,6 +931,12 @@ def ref_categorical_focal(params, t, p):
         pw1 = np.where(m == 0, 0.0, _powz(m, gm - 1))
         pw2 = np.where(m == 0, 0.0, _powz(m, gm - 2))
         amp = _focal_amp(params, m, dt)
+        if _labels(t) and float(params["label_smoothing"]) == 0:
+            # one target class: the others' terms are absent (0, whatever their q), as
+            # cross-entropy's reference takes the label's log q only
+            only = a != 0
+            pw, pw1, pw2 = (np.where(only, x, 0.0) for x in (pw, pw1, pw2))
+            lq = np.where(only, lq, 0.0)
         terms = a * pw * lq
         loss = -terms.sum(axis=1)
         mag = (np.abs(terms) * amp).sum(axis=1)

@@ -1131,6 +1131,8 @@ def test_weights_that_are_the_gradient_buffer_are_refused(name, method):
     q = np.array([0.1, 0.2, 0.3, 0.4]) if kinds["y_pred"] == "probability" else \
         np.array([1.0, 2.0, 3.0, 4.0])
     t = np.array([0.5, 1.0, 0.25, 0.75])       # in every elementwise y_true's domain
+    if kinds["y_true"] == "signs":
+        t = np.array([1.0, -1.0, 0.0, 1.0])      # (but hinge's: labels -1, 0, 1)
     loss = cls(**params)
     kw = {} if method == "gradient_hessian" else {"reduction": "sum"}
     buf = q.copy()
