@@ -191,6 +191,66 @@ def np_tweedie(y, z, grad, power=1.5):
     return (loss, (ea - eb) / z.size) if grad else loss
 
 
+def np_binary_focal(y, z, grad, gamma=2.0, alpha=None):
+    # torchvision's sigmoid_focal_loss in NumPy, and its derivative by the chain rule
+    p = 1 / (1 + np.exp(-z))
+    ce = np.logaddexp(0, z) - y * z
+    p_t = p * y + (1 - p) * (1 - y)
+    mod = (1 - p_t) ** gamma
+    a_t = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+    loss = np.mean(a_t * mod * ce)
+    if not grad:
+        return loss
+    dmod = gamma * (1 - p_t) ** (gamma - 1) * (1 - 2 * y) * p * (1 - p)
+    return loss, a_t * (dmod * ce + mod * (p - y)) / z.size
+
+
+def np_hinge(y, p, grad, squared=False, margin=1.0):
+    s = np.where(y == 1, 1.0, -1.0)
+    m = np.maximum(margin - s * p, 0)
+    if squared:
+        loss = np.mean(m * m)
+        return (loss, -2 * s * m / p.size) if grad else loss
+    loss = np.mean(m)
+    return (loss, np.where(m > 0, -s, 0.0) / p.size) if grad else loss
+
+
+def np_categorical_focal(labels, z, grad, gamma=2.0):
+    n = z.shape[0]
+    rows = np.arange(n)
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    q = e / s
+    lq_y = z[rows, labels] - m[:, 0] - np.log(s[:, 0])
+    q_y = q[rows, labels]
+    w = (1 - q_y) ** gamma
+    loss = np.mean(-w * lq_y)
+    if not grad:
+        return loss
+    # d/dz_j = c (q_j - [j == y]) with c = q_y d/dq_y[-(1 - q_y)**gamma log q_y]'s negative
+    c = w - gamma * q_y * (1 - q_y) ** (gamma - 1) * lq_y
+    g = q * c[:, None]
+    g[rows, labels] -= c
+    g /= n
+    return loss, g
+
+
+def np_multi_margin(labels, x, grad, p=1, margin=1.0):
+    n, k = x.shape
+    rows = np.arange(n)
+    d = margin - x[rows, labels][:, None] + x
+    d[rows, labels] = 0
+    act = d > 0
+    loss = np.mean(np.where(act, d ** p, 0).sum(axis=1) / k)
+    if not grad:
+        return loss
+    g = np.where(act, p * d ** (p - 1), 0.0) / k
+    g[rows, labels] = -g.sum(axis=1)
+    g /= n
+    return loss, g
+
+
 # ---------------------------------------------------------------------------------------
 # Which peer computes which loss. Peers exist only for some losses: every table is keyed by
 # the registry name, and a loss (or a parameter setting) missing from one is benchmarked
@@ -227,6 +287,11 @@ NUMPY = {
     "smooth_l1": Peer(np_smooth_l1, passes=("beta",)),
     "pseudo_huber": Peer(np_pseudo_huber, passes=("delta",)),
     "mean_squared_log_error": Peer(np_msle),
+    "binary_focal": Peer(np_binary_focal, {"from_logits": True, "label_smoothing": 0.0},
+                         passes=("gamma", "alpha")),
+    "hinge": Peer(np_hinge, passes=("squared", "margin")),
+    "categorical_focal": Peer(np_categorical_focal, _LOGITS_PLAIN_CCE, passes=("gamma",)),
+    "multi_margin": Peer(np_multi_margin, {"class_weight": None}, passes=("p", "margin")),
 }
 
 
@@ -248,7 +313,37 @@ def _torch_losses():
             x, t, log_input=log_input, full=full, eps=eps), passes=("log_input", "full", "eps")),
         "smooth_l1": Peer(lambda t, beta: lambda x: F.smooth_l1_loss(x, t, beta=beta),
                           passes=("beta",)),
+        # torchvision.ops.sigmoid_focal_loss's lines (torchvision itself is not required)
+        "binary_focal": Peer(lambda t, gamma, alpha: lambda x: _torch_focal(
+            F, x, t, gamma, -1 if alpha is None else alpha).mean(),
+            {"from_logits": True, "label_smoothing": 0.0}, passes=("gamma", "alpha")),
+        "hinge": Peer(lambda t, squared, margin: lambda x: _torch_hinge(
+            TORCH.module, x, t, squared, margin), passes=("squared", "margin")),
+        "categorical_focal": Peer(lambda t, gamma: lambda x: _torch_categorical_focal(
+            F, x, t, gamma), _LOGITS_PLAIN_CCE, passes=("gamma",)),
+        "multi_margin": Peer(lambda t, p, margin: lambda x: F.multi_margin_loss(
+            x, t, p=p, margin=margin), {"class_weight": None}, passes=("p", "margin")),
     }
+
+
+def _torch_focal(F, x, t, gamma, alpha):
+    p = x.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def _torch_hinge(torch, x, t, squared, margin):
+    m = (margin - torch.where(t == 1, 1.0, -1.0).to(x.dtype) * x).clamp_min(0)
+    return (m * m).mean() if squared else m.mean()
+
+
+def _torch_categorical_focal(F, x, labels, gamma):
+    lq = F.log_softmax(x, dim=1).gather(1, labels[:, None])[:, 0]
+    return (-(1 - lq.exp()) ** gamma * lq).mean()
 
 
 def _sklearn_losses():

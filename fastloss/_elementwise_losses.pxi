@@ -389,19 +389,12 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
 # written with r = u'/u (logits) or r*bce (probabilities), which stay bounded where u -> 0, so
 # no 0 * inf arises there. gamma = 0 without alpha runs BinaryCrossEntropy's kernel itself.
 
-# @elementwise_loss(cost="transcendental")
-cdef struct BinaryFocalLogits:
-    double smooth_scale    # y <- y * smooth_scale + smooth_shift  (label smoothing)
-    double smooth_shift
-    double gamma
-    double gamma_int       # gamma where it is an integer 0..4, else -1 (see focal_pow)
-    double has_alpha       # 1: a_t = alpha y + (1 - alpha)(1 - y); 0: a_t = 1
-    double alpha
-    double one_minus_alpha
-
-cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floating p,
-                                        floating column, floating* l, floating* g,
-                                        floating* h) noexcept nogil:
+cdef inline void binary_focal_logits(floating t, floating p, double smooth_scale,
+                                     double smooth_shift, double gamma, double p0, double p1,
+        double p2, double p3, double p4,
+                                     double has_alpha, double alpha, double one_minus_alpha,
+                                     bint general, floating* l, floating* g,
+                                     floating* h) noexcept nogil:
     # With e = exp(-|z|), s = sigmoid(z), sn = sigmoid(-z) = 1 - s, B = bce (BCE's stable form):
     #   u = (1-y) s + y sn = a s_pos,  a = (1-y) + y e (z >= 0) or (1-y) e + y (z < 0)
     #   u' = (1-2y) s sn,  r = u'/u = (1-2y) sigmoid(-|z|) / a,  u''/u = r (sn - s)
@@ -411,8 +404,8 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
     #   h = a_t u^gamma (gamma (gamma-1) r^2 B + 2 gamma r B' + gamma r (sn - s) B + B'')
     # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|); r B is 0
     # where r is (|z| -> inf), and so are the hard labels' (1-y) z, y z at infinite z.
-    cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
-    cdef floating gm = <floating>L.gamma
+    cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
+    cdef floating gm = <floating>gamma
     cdef floating e = f_exp(-fabs(p))
     cdef floating sp = f_log1p(e)
     cdef floating s_pos = 1 / (1 + e)
@@ -420,15 +413,14 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
     cdef bint pos = p >= 0
     cdef floating s = s_pos if pos else s_neg
     cdef floating sn = s_neg if pos else s_pos
-    # (1 - y) z and y z are 0, not NaN, for hard labels at infinite logits (their limits)
     cdef floating B = sp + (((1 - y) * p if y != 1 else 0) if pos else (-y * p if y != 0 else 0))
     cdef floating Bp = (1 - y) * s - y * sn
     cdef floating a = ((1 - y) + y * e) if pos else ((1 - y) * e + y)
     cdef floating c = 1 - 2 * y
-    cdef floating r = c * s_neg / a if a != 0 else c * s_pos
-    cdef floating at = (<floating>L.alpha * y + <floating>L.one_minus_alpha * (1 - y)) \
-        if L.has_alpha != 0 else 1
-    cdef floating wt = at * focal_pow(a * s_pos, L.gamma, L.gamma_int)
+    cdef floating r = c * (s_neg if a != 0 else s_pos) / (a if a != 0 else 1)
+    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (1 - y)) \
+        if has_alpha != 0 else 1
+    cdef floating wt = at * focal_power(a * s_pos, gamma, p0, p1, p2, p3, p4, general)
     # r B -> 0 where r underflows to 0 (|z| -> inf; B grows like |z| only)
     cdef floating rB = r * B if r != 0 else 0
     l[0] = wt * B
@@ -437,11 +429,94 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
 
 
 # @elementwise_loss(cost="transcendental")
+cdef struct BinaryFocalLogits:
+    double smooth_scale    # y <- y * smooth_scale + smooth_shift  (label smoothing)
+    double smooth_shift
+    double gamma
+    double p0              # u**gamma = p0 + u (p1 + u (p2 + u (p3 + u p4))): the one p_i
+    double p1              # of i = gamma is 1, the others 0 (gamma an integer 0..4), so
+    double p2              # that the power is exact and the vector loop branch-free
+    double p3
+    double p4
+    double has_alpha       # 1: a_t = alpha y + (1 - alpha)(1 - y); 0: a_t = 1
+    double alpha
+    double one_minus_alpha
+
+cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floating p,
+                                        floating column, floating* l, floating* g,
+                                        floating* h) noexcept nogil:
+    binary_focal_logits(t, p, L.smooth_scale, L.smooth_shift, L.gamma, L.p0, L.p1, L.p2, L.p3, L.p4,
+                        L.has_alpha, L.alpha, L.one_minus_alpha, False, l, g, h)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct BinaryFocalLogitsPow:
+    double smooth_scale    # as BinaryFocalLogits, for a gamma that is not an integer 0..4
+    double smooth_shift
+    double gamma
+    double p0              # (unused: the power is exp(gamma log u))
+    double p1
+    double p2
+    double p3
+    double p4
+    double has_alpha
+    double alpha
+    double one_minus_alpha
+
+cdef inline void BinaryFocalLogitsPow_math(BinaryFocalLogitsPow L, floating t, floating p,
+                                           floating column, floating* l, floating* g,
+                                           floating* h) noexcept nogil:
+    binary_focal_logits(t, p, L.smooth_scale, L.smooth_shift, L.gamma, L.p0, L.p1, L.p2, L.p3, L.p4,
+                        L.has_alpha, L.alpha, L.one_minus_alpha, True, l, g, h)
+
+
+cdef inline void binary_focal_probabilities(floating t, floating p, double smooth_scale,
+                                            double smooth_shift, double gamma, double p0,
+                                            double p1, double p2, double p3, double p4,
+                                            double has_alpha, double alpha,
+                                            double one_minus_alpha, bint general,
+                                            floating* l, floating* g,
+                                            floating* h) noexcept nogil:
+    # B = BCE on probabilities (torch's clamps: logs at -100, denominators at float32 1e-12),
+    # u = (1-y) p + y (1-p), u' = 1 - 2y = c, u'' = 0, and rB = c B / u (its limit c where
+    # u = 0, i.e. y hard and p at the same end, where B = 0 too):
+    #   l = a_t u^gamma B
+    #   g = a_t u^gamma (gamma rB + B')
+    #   h = a_t (gamma c u^(gamma-1) ((gamma-1) rB + 2 B') + u^gamma B'')
+    cdef floating eps = <floating>(<float>1e-12)
+    cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
+    cdef floating gm = <floating>gamma
+    cdef floating q = 1 - p
+    # Each x * y + z rounded alike in every loop, whichever outputs it keeps: see f_fma.
+    cdef floating B = -f_fma(y, clamp_log(f_log(p)), (1 - y) * clamp_log(f_log1p(-p)))
+    cdef floating den = p * q
+    cdef floating Bp = (p - y) / (eps if den < eps else den)
+    cdef floating d1 = p * p
+    cdef floating d2 = q * q
+    cdef floating Bpp = y / (eps if d1 < eps else d1) + (1 - y) / (eps if d2 < eps else d2)
+    cdef floating u = f_fma(y, q, (1 - y) * p)
+    cdef floating c = 1 - 2 * y
+    cdef floating rB = c * (B if u != 0 else 1) / (u if u != 0 else 1)
+    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (1 - y)) \
+        if has_alpha != 0 else 1
+    cdef floating pw = focal_power(u, gamma, p0, p1, p2, p3, p4, general)
+    # u^(gamma-1) only ever multiplies gamma: 0 for gamma = 0 (no 0 * inf at u = 0)
+    cdef floating pw1 = focal_power_1(u, gamma, p1, p2, p3, p4, general)
+    l[0] = at * pw * B
+    g[0] = at * pw * (gm * rB + Bp)
+    h[0] = at * (gm * c * pw1 * ((gm - 1) * rB + 2 * Bp) + pw * Bpp)
+
+
+# @elementwise_loss(cost="transcendental")
 cdef struct BinaryFocalProbabilities:
     double smooth_scale
     double smooth_shift
     double gamma
-    double gamma_int
+    double p0              # u**gamma = p0 + u (p1 + u (p2 + u (p3 + u p4))): the one p_i
+    double p1              # of i = gamma is 1, the others 0 (gamma an integer 0..4), so
+    double p2              # that the power is exact and the vector loop branch-free
+    double p3
+    double p4
     double has_alpha
     double alpha
     double one_minus_alpha
@@ -453,35 +528,33 @@ cdef inline int BinaryFocalProbabilities_invalid(BinaryFocalProbabilities L, flo
 cdef inline void BinaryFocalProbabilities_math(BinaryFocalProbabilities L, floating t,
                                                floating p, floating column, floating* l,
                                                floating* g, floating* h) noexcept nogil:
-    # B = BCE on probabilities (torch's clamps: logs at -100, denominators at float32 1e-12),
-    # u = (1-y) p + y (1-p), u' = 1 - 2y = c, u'' = 0, and rB = c B / u (its limit c where
-    # u = 0, i.e. y hard and p at the same end, where B = 0 too):
-    #   l = a_t u^gamma B
-    #   g = a_t u^gamma (gamma rB + B')
-    #   h = a_t (gamma c u^(gamma-1) ((gamma-1) rB + 2 B') + u^gamma B'')
-    cdef floating eps = <floating>(<float>1e-12)
-    cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
-    cdef floating gm = <floating>L.gamma
-    cdef floating q = 1 - p
-    # Each x * y + z rounded alike in every loop, whichever outputs it keeps: see f_fma.
-    cdef floating B = -f_fma(y, clamp_log(f_log(p)), (1 - y) * clamp_log(f_log1p(-p)))
-    cdef floating den = p * q
-    cdef floating Bp = (p - y) / (eps if den < eps else den)
-    cdef floating d1 = p * p
-    cdef floating d2 = q * q
-    cdef floating Bpp = y / (eps if d1 < eps else d1) + (1 - y) / (eps if d2 < eps else d2)
-    cdef floating u = f_fma(y, q, (1 - y) * p)
-    cdef floating c = 1 - 2 * y
-    cdef floating rB = c * B / u if u != 0 else c
-    cdef floating at = f_fma(<floating>L.alpha, y, <floating>L.one_minus_alpha * (1 - y)) \
-        if L.has_alpha != 0 else 1
-    cdef floating pw = focal_pow(u, L.gamma, L.gamma_int)
-    # u^(gamma-1) only ever multiplies gamma: 0 for gamma = 0 (no 0 * inf at u = 0)
-    cdef floating pw1 = 0 if L.gamma_int == 0 else focal_pow(
-        u, L.gamma - 1, L.gamma_int - 1 if L.gamma_int > 0 else -1)
-    l[0] = at * pw * B
-    g[0] = at * pw * (gm * rB + Bp)
-    h[0] = at * (gm * c * pw1 * ((gm - 1) * rB + 2 * Bp) + pw * Bpp)
+    binary_focal_probabilities(t, p, L.smooth_scale, L.smooth_shift, L.gamma, L.p0, L.p1, L.p2, L.p3, L.p4,
+                               L.has_alpha, L.alpha, L.one_minus_alpha, False, l, g, h)
+
+
+# @elementwise_loss(cost="transcendental")
+cdef struct BinaryFocalProbabilitiesPow:
+    double smooth_scale    # as BinaryFocalProbabilities, for a gamma not an integer 0..4
+    double smooth_shift
+    double gamma
+    double p0              # (unused: the power is exp(gamma log u))
+    double p1
+    double p2
+    double p3
+    double p4
+    double has_alpha
+    double alpha
+    double one_minus_alpha
+
+cdef inline int BinaryFocalProbabilitiesPow_invalid(BinaryFocalProbabilitiesPow L, floating t,
+                                                    floating p) noexcept nogil:
+    return BAD_Y_PRED if (p < 0) | (p > 1) else 0
+
+cdef inline void BinaryFocalProbabilitiesPow_math(BinaryFocalProbabilitiesPow L, floating t,
+                                                  floating p, floating column, floating* l,
+                                                  floating* g, floating* h) noexcept nogil:
+    binary_focal_probabilities(t, p, L.smooth_scale, L.smooth_shift, L.gamma, L.p0, L.p1, L.p2, L.p3, L.p4,
+                               L.has_alpha, L.alpha, L.one_minus_alpha, True, l, g, h)
 
 
 # @elementwise_loss(cost="cheap")

@@ -181,7 +181,7 @@ cdef inline floating focal_pw1(CategoricalFocal L, floating m) noexcept nogil:
     and for gamma < 1 they are taken as their limit in the row sums)."""
     if m == 0:
         return 0
-    return focal_pow(m, L.gamma - 1, L.gamma_int - 1 if L.gamma_int > 0 else -1)
+    return focal_pow(m, L.gamma - 1, L.gamma_int - 1, L.gamma_int < 0)
 
 cdef inline double CategoricalFocal_row(
         CategoricalFocal L, const RwJob* job, const floating* lq, const floating* q,
@@ -200,7 +200,7 @@ cdef inline double CategoricalFocal_row(
         qj = q[y] * inv
         mj = rw_one_minus_q(q, inv, rest, y, jmax)
         lqj = lq[y] - lse if rw_all_logs(job) else clamp_log(f_log(q[y]))
-        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        pw = focal_pow(mj, L.gamma, L.gamma_int, L.gamma_int < 0)
         rho = focal_rho(lqj, mj)
         loss = -(a * pw * lqj)
         if softmax:
@@ -241,7 +241,7 @@ cdef inline double CategoricalFocal_row(
         qj = q[j] * inv
         mj = rw_one_minus_q(q, inv, rest, j, jmax)
         lqj = lq[j] - lse
-        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        pw = focal_pow(mj, L.gamma, L.gamma_int, L.gamma_int < 0)
         rho = focal_rho(lqj, mj)
         loss -= a * pw * lqj
         if softmax:
@@ -259,7 +259,7 @@ cdef inline double CategoricalFocal_row(
         qj = q[j] * inv
         mj = rw_one_minus_q(q, inv, rest, j, jmax)
         lqj = lq[j] - lse
-        pw = focal_pow(mj, L.gamma, L.gamma_int)
+        pw = focal_pow(mj, L.gamma, L.gamma_int, L.gamma_int < 0)
         rho = focal_rho(lqj, mj)
         if softmax:
             v = a * pw * (1 - gm * qj * rho)

@@ -82,19 +82,35 @@ cdef inline floating nan_or_zero(floating d) noexcept nogil:
 
 
 
-cdef inline floating focal_pow(floating u, double gamma, double gamma_int) noexcept nogil:
-    # u**gamma for the focal losses: by multiplication where gamma is an integer 0..4 (the
-    # usual choices: exact to a rounding or two, 0**0 = 1), else exp(gamma log u), whose
-    # relative error grows like |gamma log u| ulp (0 at u = 0 for gamma > 0; NaN for u < 0).
-    cdef floating u2 = u * u
-    if gamma_int == 0:
-        return 1
-    if gamma_int == 1:
-        return u
-    if gamma_int == 2:
-        return u2
-    if gamma_int == 3:
-        return u2 * u
-    if gamma_int == 4:
-        return u2 * u2
-    return f_exp(<floating>gamma * f_log(u))
+cdef inline floating focal_pow(floating u, double gamma, double gamma_int,
+                               bint general) noexcept nogil:
+    # u**gamma for the focal losses: by multiplication where gamma is an integer 0..4
+    # (general=False; the usual choices: exact to a rounding or two, 0**0 = 1), else
+    # exp(gamma log u), whose relative error grows like |gamma log u| ulp (0 at u = 0 for
+    # gamma > 0; NaN for u < 0). `general` is a constant in each kernel, so that a vector loop
+    # holds either the multiplications or the exp/log, never a call under a condition.
+    cdef floating u2
+    if general:
+        return f_exp(<floating>gamma * f_log(u))
+    u2 = u * u
+    return 1 if gamma_int == 0 else (u if gamma_int == 1 else (
+        u2 if gamma_int == 2 else (u2 * u if gamma_int == 3 else u2 * u2)))
+
+
+cdef inline floating focal_power(floating u, double gamma, double p0, double p1, double p2,
+                                 double p3, double p4, bint general) noexcept nogil:
+    # u**gamma in the elementwise focal kernels: exp(gamma log u) (general), else the
+    # polynomial whose one nonzero coefficient p_gamma is 1 (gamma an integer 0..4): exact
+    # to the roundings of the products, and no branch in the vector loop.
+    if general:
+        return f_exp(<floating>gamma * f_log(u))
+    return <floating>p0 + u * (<floating>p1 + u * (<floating>p2 + u * (
+        <floating>p3 + u * <floating>p4)))
+
+
+cdef inline floating focal_power_1(floating u, double gamma, double p1, double p2, double p3,
+                                   double p4, bint general) noexcept nogil:
+    # u**(gamma - 1), as focal_power; 0 for gamma = 0 (it only ever multiplies gamma).
+    if general:
+        return f_exp(<floating>(gamma - 1) * f_log(u))
+    return <floating>p1 + u * (<floating>p2 + u * (<floating>p3 + u * <floating>p4))

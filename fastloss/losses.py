@@ -730,12 +730,15 @@ class BinaryFocal(Loss):
             return Kernel("BinaryCrossEntropyLogits" if p["from_logits"]
                           else "BinaryCrossEntropyProbabilities", fields, errors=errors)
         alpha = p["alpha"]
-        fields.update(gamma=p["gamma"], gamma_int=_gamma_int(p["gamma"]),
+        gi = _gamma_int(p["gamma"])
+        fields.update({f"p{i}": 1.0 if i == gi else 0.0 for i in range(5)})
+        fields.update(gamma=p["gamma"],
                       has_alpha=0.0 if alpha is None else 1.0,
                       alpha=1.0 if alpha is None else alpha,
                       one_minus_alpha=1.0 if alpha is None else 1 - alpha)
-        return Kernel("BinaryFocalLogits" if p["from_logits"] else "BinaryFocalProbabilities",
-                      fields, errors=errors)
+        name = "BinaryFocalLogits" if p["from_logits"] else "BinaryFocalProbabilities"
+        # integer gamma 0..4: powers by multiplication; else exp(gamma log u)
+        return Kernel(name if gi >= 0 else name + "Pow", fields, errors=errors)
 
     def inputs(p):
         return {"y_true": "binary", "y_pred": "logit" if p["from_logits"] else "probability"}
