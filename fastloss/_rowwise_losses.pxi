@@ -296,30 +296,47 @@ cdef inline double MultiMargin_row(
     # where m_j > 0 (j != y) and g_y = -sum of those; the hessian is 0 (p = 1) or 2 w_y/k
     # per active j and their count at y (p = 2). At m_j = 0 the gradient is 0 (torch's). NaN
     # propagates (torch's kernel drops it: its z > 0 is false); x_y = +inf gives 0, the limit.
+    # One branch-free pass over the row (the class weight and the mean's scale applied once
+    # per element); a NaN margin (j != y) is counted, and makes the row NaN.
     cdef Py_ssize_t j, k = job.k
     cdef floating base = <floating>L.margin - q[y]
     cdef floating scale = label_weight / <floating>k
-    cdef floating m, z, gj, gsum = 0, hsum = 0
-    cdef double loss = 0
+    cdef floating sc = scale * grad_scale
+    cdef floating m, v, lsum = 0, gsum = 0
+    cdef int nan = 0
     cdef bint act, sq = L.squared != 0
-    for j in range(k):
-        m = base + q[j]
-        z = nan_or_zero(m) if j != y else 0      # x_y = inf: every other m is -inf, l = 0
-        act = (m > 0) & (j != y)
-        if sq:
-            loss += (m * m if act else z)
-            gj = 2 * m if act else z
-        else:
-            loss += (m if act else z)
-            gj = 1 if act else z
-        gsum = gsum + gj
-        if go != NULL:
-            go[j] = gj * scale * grad_scale
-        if ho != NULL:
-            ho[j] = ((2 if act else z) if sq else z) * scale * hess_scale
-        hsum = hsum + ((2 if act else z) if sq else z)
     if go != NULL:
-        go[y] = -gsum * scale * grad_scale
+        for j in range(k):
+            m = base + q[j]
+            act = (m > 0) & (j != y)
+            v = m if act else 0
+            lsum = lsum + (v * v if sq else v)
+            v = 2 * v if sq else act
+            gsum = gsum + v
+            go[j] = v * sc
+            nan = nan + ((m != m) & (j != y))
+        go[y] = -gsum * sc
+    else:
+        for j in range(k):
+            m = base + q[j]
+            act = (m > 0) & (j != y)
+            v = m if act else 0
+            lsum = lsum + (v * v if sq else v)
+            nan = nan + ((m != m) & (j != y))
+    if nan:
+        lsum = NAN
+        if go != NULL:
+            for j in range(k):
+                go[j] = go[j] + (nan_or_zero(base + q[j]) if j != y else NAN)
     if ho != NULL:
-        ho[y] = hsum * scale * hess_scale
-    return loss * scale
+        gsum = 0
+        for j in range(k):
+            m = base + q[j]
+            v = 2 if sq and (m > 0) & (j != y) else 0
+            gsum = gsum + v
+            ho[j] = v * scale * hess_scale
+        ho[y] = gsum * scale * hess_scale
+        if nan:
+            for j in range(k):
+                ho[j] = ho[j] + (nan_or_zero(base + q[j]) if j != y else NAN)
+    return lsum * scale
