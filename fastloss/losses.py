@@ -698,8 +698,15 @@ class BinaryFocal(Loss):
     -----
     Measured max relative error against mpmath (50 digits), defaults (gamma = 2,
     from_logits), ``y_true`` in {0, 1, 0.3} times logits ``z = +-10**x``, ``x`` in [-8, 2.85]
-    (float32: [-8, 1.9]), where the exact value is a normal number of the dtype:
-    MEASURED_BF (``tests/test_registry.py::test_accuracy_against_mpmath``).
+    (float32: [-8, 1.9]), where the exact value is a normal number of the dtype and the
+    gradient or hessian is not a difference of terms within a factor 2 of each other (near
+    its zero crossings, where the error is relative to the terms): float64 loss 9.5e-16,
+    gradient 8.7e-16, hessian 1.1e-15; float32 2.7e-7, 3.5e-7, 3.7e-7, the worst of the
+    baseline, AVX2 and AVX-512 kernels (``tests/test_registry.py::test_accuracy_against_mpmath``).
+    The hessian equals torch's double backward of torchvision's formula on logits; on
+    probabilities torch's double backward of ``binary_cross_entropy`` errs by ~1e-7 where
+    ``p`` is near 0 or 1, and the hessian is checked against second differences in
+    ``numpy.longdouble`` instead (``tests/test_classification_losses.py``).
 
     Examples
     --------
@@ -804,6 +811,15 @@ class CategoricalFocal(Loss):
     w.r.t. probabilities ``-a_j m_j**gamma (1/q_j - gamma rho_j)`` and its derivative (the
     ``1/q`` terms 0 where the log is clamped at -100, as cross-entropy's). Integer ``gamma``
     in 1..4: powers by multiplication, else ``exp(gamma log m)``.
+
+    Notes
+    -----
+    A confident row keeps its relative precision: for logits ``[g, 0, -1]`` (``g`` up to 40,
+    loss ~1e-35) the loss and the label's gradient are within 8 ulp of mpmath (float64 and
+    float32). Where a row's logits are not exactly representable differences of its
+    largest, the rounding of ``z_j - max z`` (every softmax's) bounds it: measured 7.5e-15
+    (float64) and 1.5e-6 (float32) relative over 200 rows with gaps 0.5 to 40 (float32: 14)
+    and N(0, 1) other logits (``tests/test_classification_losses.py``).
 
     Examples
     --------
