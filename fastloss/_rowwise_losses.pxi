@@ -281,6 +281,28 @@ cdef inline double CategoricalFocal_row(
     return loss
 
 
+cdef inline void margin_pass(const floating* x, floating base, Py_ssize_t j0, Py_ssize_t j1,
+                             bint sq, floating sc, floating* go, floating* lsum, floating* gsum,
+                             int* nan) noexcept nogil:
+    """MultiMargin over classes [j0, j1) (none of them the label): the sums of max(0, m)**p
+    and of its derivative, the gradient (times sc) into go where not NULL, NaN margins."""
+    cdef Py_ssize_t j
+    cdef floating m, v, ls = 0, gs = 0
+    cdef int bad = 0
+    for j in range(j0, j1):
+        m = base + x[j]
+        v = m if m > 0 else 0
+        ls = ls + (v * v if sq else v)
+        v = 2 * v if sq else (1 if m > 0 else 0)
+        gs = gs + v
+        if go != NULL:
+            go[j] = v * sc
+        bad = bad + (m != m)
+    lsum[0] = lsum[0] + ls
+    gsum[0] = gsum[0] + gs
+    nan[0] = nan[0] + bad
+
+
 # @rowwise_loss
 cdef struct MultiMargin:
     double margin
@@ -296,33 +318,22 @@ cdef inline double MultiMargin_row(
     # where m_j > 0 (j != y) and g_y = -sum of those; the hessian is 0 (p = 1) or 2 w_y/k
     # per active j and their count at y (p = 2). At m_j = 0 the gradient is 0 (torch's). NaN
     # propagates (torch's kernel drops it: its z > 0 is false); x_y = +inf gives 0, the limit.
-    # One branch-free pass over the row (the class weight and the mean's scale applied once
-    # per element); a NaN margin (j != y) is counted, and makes the row NaN.
+    # Branch-free passes over the classes before and after y (the class weight and the
+    # mean's scale applied once per element); a NaN margin is counted and makes the row NaN.
     cdef Py_ssize_t j, k = job.k
     cdef floating base = <floating>L.margin - q[y]
     cdef floating scale = label_weight / <floating>k
     cdef floating sc = scale * grad_scale
-    cdef floating m, v, lsum = 0, gsum = 0
+    cdef floating m, lsum = 0, gsum = 0
     cdef int nan = 0
-    cdef bint act, sq = L.squared != 0
+    cdef bint sq = L.squared != 0
     if go != NULL:
-        for j in range(k):
-            m = base + q[j]
-            act = (m > 0) & (j != y)
-            v = m if act else 0
-            lsum = lsum + (v * v if sq else v)
-            v = 2 * v if sq else act
-            gsum = gsum + v
-            go[j] = v * sc
-            nan = nan + ((m != m) & (j != y))
+        margin_pass(q, base, 0, y, sq, sc, go, &lsum, &gsum, &nan)
+        margin_pass(q, base, y + 1, k, sq, sc, go, &lsum, &gsum, &nan)
         go[y] = -gsum * sc
     else:
-        for j in range(k):
-            m = base + q[j]
-            act = (m > 0) & (j != y)
-            v = m if act else 0
-            lsum = lsum + (v * v if sq else v)
-            nan = nan + ((m != m) & (j != y))
+        margin_pass(q, base, 0, y, sq, sc, NULL, &lsum, &gsum, &nan)
+        margin_pass(q, base, y + 1, k, sq, sc, NULL, &lsum, &gsum, &nan)
     if nan:
         lsum = NAN
         if go != NULL:
@@ -332,9 +343,9 @@ cdef inline double MultiMargin_row(
         gsum = 0
         for j in range(k):
             m = base + q[j]
-            v = 2 if sq and (m > 0) & (j != y) else 0
-            gsum = gsum + v
-            ho[j] = v * scale * hess_scale
+            m = 2 if sq and (m > 0) & (j != y) else 0
+            gsum = gsum + m
+            ho[j] = m * scale * hess_scale
         ho[y] = gsum * scale * hess_scale
         if nan:
             for j in range(k):
