@@ -428,7 +428,7 @@ cdef inline void binary_focal_logits(floating t, floating p, double smooth_scale
     h[0] = wt * (gm * ((gm - 1) * r * rB + 2 * r * Bp + (sn - s) * rB) + s_pos * s_neg)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct BinaryFocalLogits:
     double smooth_scale    # y <- y * smooth_scale + smooth_shift  (label smoothing)
     double smooth_shift
@@ -449,7 +449,7 @@ cdef inline void BinaryFocalLogits_math(BinaryFocalLogits L, floating t, floatin
                         L.has_alpha, L.alpha, L.one_minus_alpha, False, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct BinaryFocalLogitsPow:
     double smooth_scale    # as BinaryFocalLogits, for a gamma that is not an integer 0..4
     double smooth_shift
@@ -507,7 +507,7 @@ cdef inline void binary_focal_probabilities(floating t, floating p, double smoot
     h[0] = at * (gm * c * pw1 * ((gm - 1) * rB + 2 * Bp) + pw * Bpp)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct BinaryFocalProbabilities:
     double smooth_scale
     double smooth_shift
@@ -532,7 +532,7 @@ cdef inline void BinaryFocalProbabilities_math(BinaryFocalProbabilities L, float
                                L.has_alpha, L.alpha, L.one_minus_alpha, False, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental")
+# @elementwise_loss(cost="transcendental", math="libm")
 cdef struct BinaryFocalProbabilitiesPow:
     double smooth_scale    # as BinaryFocalProbabilities, for a gamma not an integer 0..4
     double smooth_shift

@@ -981,6 +981,12 @@ def ref_categorical_focal(params, t, p):
         odd = (z.max(axis=1) == np.inf) | ((k == 1) & ~np.isfinite(z[:, 0]))
     else:
         odd = np.zeros(n, bool)
+    # A row whose largest logit is +inf: z - max z holds inf - inf, so the row is NaN, as in
+    # NumPy, torch and CategoricalCrossEntropy (the formulas above take the limit instead).
+    nan_row = odd & ~(skip | bad)
+    loss = np.where(nan_row, np.nan, loss)
+    g = np.where(nan_row[:, None], np.nan, g)
+    h = np.where(nan_row[:, None], np.nan, h)
     return dict(l=loss, ml=mag, g=g, h=h, mg=mg, mh=mh, dn=dn, skip=skip, bad=bad,
                 nanq=np.isnan(q) & (not params["from_logits"]),
                 anyq=np.broadcast_to(odd[:, None], z.shape), oddrow=odd & ~dead)

@@ -516,6 +516,9 @@ def describe(case):
 def run_case(case):
     ex = predict(case)
     note(describe(case))
+    # copies first: gradient_out may be y_pred itself
+    plain = dict(case, outs={}, n_threads=1,
+                 **{k: _plain(case[k]) for k in ("y_true", "y_pred", "sample_weight")})
     try:
         result = call(case)
     except (TypeError, ValueError) as exc:
@@ -543,6 +546,41 @@ def run_case(case):
         raise AssertionError(f"no error raised; expected {ex.errors}\n{describe(case)}")
     ex.result(result)
     event(f"matched reference ({case['method']})")
+    check_same_bits_as_plain(case, plain, result)
+
+
+def _plain(x):
+    """x as a plain, aligned, native-endian C array of what fastloss would read."""
+    if x is None or not isinstance(x, (np.ndarray, list)):
+        return x
+    a = np.asarray(x)
+    return np.array(a, dtype=a.dtype.newbyteorder("=") if a.dtype.byteorder in "<>" else a.dtype,
+                    order="C")
+
+
+def _result_bits(r):
+    if isinstance(r, tuple):
+        return tuple(_result_bits(x) for x in r)
+    a = np.asarray(r, dtype=np.float64 if isinstance(r, float) else None)
+    if a.dtype.kind != "f":
+        return a.tobytes()
+    a = np.where(np.isnan(a), np.nan, a).astype(a.dtype)     # one NaN: payloads may differ
+    return (a.dtype.str, a.shape, a.tobytes())
+
+
+def check_same_bits_as_plain(case, plain, result):
+    """The drawn layouts, buffer placements, out buffers and thread count gave the bits of the
+    same call on plain arrays with one thread; and loss_gradient agrees with the method called."""
+    assert _result_bits(call(plain)) == _result_bits(result), (
+        f"bits differ from the same call on plain arrays with one thread\n{describe(case)}")
+    method = case["method"]
+    if method not in ("loss", "gradient", "loss_gradient"):
+        return
+    lg = dict(plain, method="loss_gradient")
+    value, grad = call(lg)
+    want = {"loss": value, "gradient": grad, "loss_gradient": (value, grad)}[method]
+    assert _result_bits(want) == _result_bits(result), (
+        f"{method} and loss_gradient give different bits\n{describe(case)}")
 
 
 # =============================================================================================
@@ -608,9 +646,10 @@ def _shape_rw(draw, chaos):
 
 
 LAYOUTS = ["c"] * 6 + ["f", "strided", "reversed", "readonly", "memmap", "list", "bigendian",
-                       "unaligned", "subclass"]
-CLEAN_OUT_MODES = [None, None, None, "good", "good", "good", "memmap", "alias_pred"]
-OUT_MODES = [None] * 4 + ["good"] * 3 + [
+                       "unaligned", "subclass"] + [f"at{k}" for k in range(4, 64, 4)]
+CLEAN_OUT_MODES = [None, None, None, "good", "good", "good", "memmap", "alias_pred",
+                   "at8", "at16", "at32", "at48"]
+OUT_MODES = [None] * 4 + ["good"] * 3 + [f"at{k}" for k in (8, 24, 40, 56)] + [
     "memmap", "wrong_shape", "wrong_dtype", "noncontig", "readonly", "list", "fortran",
     "bigendian", "alias_pred", "alias_true", "same_as_other", "unaligned", "garbage"]
 
@@ -814,6 +853,17 @@ class _Sub(np.ndarray):
     pass
 
 
+def _at_offset(arr, offset):
+    """A copy of arr whose data starts `offset` bytes past a 64-byte boundary (unaligned
+    where offset is not a multiple of the itemsize)."""
+    arr = np.asarray(arr)
+    raw = np.zeros(arr.nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    out = raw[start:start + arr.nbytes].view(arr.dtype).reshape(arr.shape)
+    out[...] = arr
+    return out
+
+
 class _Materializer:
     """Turns raw arrays into the requested layouts; owns the memmap files."""
 
@@ -872,6 +922,8 @@ class _Materializer:
             return a
         if how == "subclass":
             return np.array(arr).view(_Sub)
+        if how.startswith("at"):
+            return _at_offset(arr, int(how[2:]))
         raise KeyError(how)
 
     def out(self, mode, shape, dt, case, outs):
@@ -912,6 +964,8 @@ class _Materializer:
             return raw[1:].view(dt).reshape(shape)
         if mode == "garbage":
             return "not an array"
+        if mode.startswith("at"):
+            return _at_offset(np.full(shape, 7.0, dt), int(mode[2:]))
         raise KeyError(mode)
 
     def cleanup(self):
