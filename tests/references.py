@@ -1062,23 +1062,31 @@ def _multi_margin_kinks(params, t, p, radius):
     return near | near.any(axis=1, keepdims=True) & (np.arange(x.shape[1]) == ys[:, None])
 
 
-def _torch_focal(torch, prm, t, p):
-    """torchvision.ops.sigmoid_focal_loss (torchvision 0.28), transcribed: torchvision cannot
-    be installed next to this torch (its wheel's operators fail to register), and the function
-    is these lines; on probabilities the same with binary_cross_entropy."""
+def tv_focal(torch, inputs, targets, alpha=0.25, gamma=2.0, from_logits=True):
+    """torchvision.ops.sigmoid_focal_loss (torchvision 0.28), reduction="none", transcribed:
+    torchvision cannot be installed next to this torch (its wheel's operators fail to
+    register), and the function is these lines; `from_logits=False`: the same lines on
+    probabilities (binary_cross_entropy for the logits' version)."""
     F = torch.nn.functional
-    x, y = _tt(torch, p), _tt(torch, _smoothed(prm, t))
-    if prm["from_logits"]:
-        pr = torch.sigmoid(x)
-        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    if from_logits:
+        p = torch.sigmoid(inputs)
+        ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
     else:
-        pr = x
-        ce = F.binary_cross_entropy(x, y, reduction="none")
-    p_t = pr * y + (1 - pr) * (1 - y)
-    loss = ce * ((1 - p_t) ** float(prm["gamma"]))
-    alpha = -1 if prm["alpha"] is None else prm["alpha"]
+        p = inputs
+        ce_loss = F.binary_cross_entropy(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
     if alpha >= 0:
-        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    return loss
+
+
+def _torch_focal(torch, prm, t, p):
+    """tv_focal with fastloss's parameters (its alpha=None is torchvision's alpha < 0)."""
+    loss = tv_focal(torch, _tt(torch, p), _tt(torch, _smoothed(prm, t)),
+                    -1 if prm["alpha"] is None else prm["alpha"], float(prm["gamma"]),
+                    prm["from_logits"])
     return _np(loss)
 
 

@@ -6,7 +6,7 @@ cross-entropies at gamma = 0, and every error. (The registry matrix, fuzzing, fi
 benchmark take them in through fastloss.LOSSES; this file holds what is particular to them.)
 
 torchvision cannot be installed next to this torch (its wheel's operators fail to register),
-so its sigmoid_focal_loss -- fifteen lines of torch -- is transcribed below (`tv_focal`) and
+so its sigmoid_focal_loss -- fifteen lines of torch -- is transcribed in references.py (`tv_focal`) and
 differentiated by torch autograd, as the issue allows.
 """
 import pickle
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import fastloss as fl
+from references import tv_focal
 
 F64, F32 = np.dtype(np.float64), np.dtype(np.float32)
 LD = np.longdouble
@@ -26,24 +27,6 @@ def _rng(seed):
 
 def _torch():
     return pytest.importorskip("torch")
-
-
-def tv_focal(torch, inputs, targets, alpha=0.25, gamma=2.0, from_logits=True):
-    """torchvision.ops.sigmoid_focal_loss (0.28), reduction="none"; `from_logits=False`:
-    the same lines on probabilities (binary_cross_entropy for the logits' version)."""
-    F = torch.nn.functional
-    if from_logits:
-        p = torch.sigmoid(inputs)
-        ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    else:
-        p = inputs
-        ce_loss = F.binary_cross_entropy(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    return loss
 
 
 def _rel(a, b, floor=1e-300):

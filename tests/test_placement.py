@@ -92,13 +92,18 @@ def _offset_sets(dt):
     return sets
 
 
-@pytest.mark.parametrize("s,dt,weighted", CELLS)
-def test_same_bits_at_every_buffer_offset(s, dt, weighted):
-    rng = np.random.default_rng(zlib.crc32(f"{s.id}/{dt.name}/place".encode()))
+def _case(s, dt, weighted, salt):
+    """(loss object, y_true, y_pred, weights or None, y_pred's shape) of a cell."""
+    rng = np.random.default_rng(zlib.crc32(f"{s.id}/{dt.name}/{salt}".encode()))
     shape = SHAPES[s.cls.family]
     t, p = s.data(rng, shape, dt)
     w = rng.uniform(0.1, 2.0, size=shape[:1]).astype(dt) if weighted else None
-    obj = s.cls(**s.params)
+    return s.cls(**s.params), t, p, w, shape
+
+
+@pytest.mark.parametrize("s,dt,weighted", CELLS)
+def test_same_bits_at_every_buffer_offset(s, dt, weighted):
+    obj, t, p, w, _ = _case(s, dt, weighted, "place")
     base = _run_all(obj, t, p, w, (0,) * 6, dt)
     for offsets in _offset_sets(dt)[1:]:
         got = _run_all(obj, t, p, w, offsets, dt)
@@ -116,12 +121,8 @@ def test_same_bits_at_every_buffer_offset(s, dt, weighted):
 @pytest.mark.parametrize("s,dt,weighted", CELLS)
 def test_same_bits_at_every_position(s, dt, weighted):
     """An element's (row's) results do not depend on how many elements precede it."""
-    rng = np.random.default_rng(zlib.crc32(f"{s.id}/{dt.name}/position".encode()))
-    shape = SHAPES[s.cls.family]
-    t, p = s.data(rng, shape, dt)
-    w = rng.uniform(0.1, 2.0, size=shape[:1]).astype(dt) if weighted else None
-    obj = s.cls(**s.params)
-    # reduction="sum" for the gradient: the mean's 1/n would change with the prefix
+    obj, t, p, w, shape = _case(s, dt, weighted, "position")
+    # reduction="none" and gradient_hessian: the mean's 1/n would change with the prefix
     base_l = obj.loss(t, p, sample_weight=w, reduction="none")
     base_g, base_h = obj.gradient_hessian(t, p, sample_weight=w)
     base_lg = obj.loss_gradient(t, p, sample_weight=w, reduction="none")
