@@ -146,7 +146,8 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
     while s0 < stop:
         n = min(EW_SUB, stop - s0)
         if ew_min_work(L) == MIN_WORK_TRANSCENDENTAL:
-            ew_prefetch(t, p, <floating*>job.go, s0 + EW_PREFETCH_AHEAD,
+            # (float32 outputs of float64 math, fastloss.gbdt's: not the output's lines)
+            ew_prefetch(t, p, NULL if to32 else <floating*>job.go, s0 + EW_PREFETCH_AHEAD,
                         min(s0 + EW_PREFETCH_AHEAD + n, job.n))
         lo = <floating*>job.lo + s0 if job.lo != NULL else loss_buf
         if to32:   # float64 math, float32 outputs (LightGBM's): through an L1 buffer
