@@ -566,6 +566,11 @@ def exact_inputs_mean_squared_log_error(params, dtype):
 # Row-wise references: categorical cross-entropy and KL divergence share the softmax
 # =============================================================================================
 
+def _zero_dead_rows(dead, *arrays):
+    """Ignored or invalid rows contribute nothing: 0 in per-row and (n, k) arrays alike."""
+    return tuple(np.where(dead if a.ndim == 1 else dead[:, None], 0.0, a) for a in arrays)
+
+
 def _rowwise(params, t, p, targets):
     """Per-row loss and per-element gradient/hessian (unweighted, unscaled) of a loss whose
     row is ``sum_j(target terms) - sum_j a_j log q_j``; ``targets`` gives the a_j and the
@@ -628,14 +633,8 @@ def _rowwise(params, t, p, targets):
         else:
             odd = np.zeros(n, bool)
             anyq = np.zeros(z.shape, bool)
-        dead = (skip | bad)
-        loss = np.where(dead, 0.0, loss)
-        mag = np.where(dead, 0.0, mag)
-        dn = np.where(dead, 0.0, dn)
-        g = np.where(dead[:, None], 0.0, g)
-        h = np.where(dead[:, None], 0.0, h)
-        mg = np.where(dead[:, None], 0.0, mg)
-        mh = np.where(dead[:, None], 0.0, mh)
+        dead = skip | bad
+        loss, mag, dn, g, h, mg, mh = _zero_dead_rows(dead, loss, mag, dn, g, h, mg, mh)
     return dict(l=loss, ml=mag, g=g, h=h, mg=mg, mh=mh, dn=dn, skip=skip, bad=bad, nanq=nanq,
                 anyq=anyq, oddrow=odd & ~dead)
 
@@ -969,13 +968,7 @@ def ref_categorical_focal(params, t, p):
             mh = (np.abs(a * gm * pw1) * (2 * invq + np.abs(gm - 1) * np.abs(rho))
                   + np.abs(a * pw) * invq * invq) * amp
         dead = skip | bad
-        loss = np.where(dead, 0.0, loss)
-        mag = np.where(dead, 0.0, mag)
-        dn = np.where(dead, 0.0, dn)
-        g = np.where(dead[:, None], 0.0, g)
-        h = np.where(dead[:, None], 0.0, h)
-        mg = np.where(dead[:, None], 0.0, mg)
-        mh = np.where(dead[:, None], 0.0, mh)
+        loss, mag, dn, g, h, mg, mh = _zero_dead_rows(dead, loss, mag, dn, g, h, mg, mh)
     z = _f64(p)
     if params["from_logits"] and n:
         odd = (z.max(axis=1) == np.inf) | ((k == 1) & ~np.isfinite(z[:, 0]))
