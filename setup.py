@@ -151,15 +151,26 @@ def kernel_registry(ew, rw):
         if b["opts"].get("math", "arithmetic") not in ("arithmetic", "exp", "libm"):
             raise SystemExit(f"loss {b['name']}: math must be arithmetic, exp or libm")
 
-    def run_branches(blocks, call):
+    def run_branches(blocks, call, job="job", kernel="kernel", is_double="is_double", ret="return ",
+                     otherwise="    return BAD_KERNEL"):
         out = []
         for i, b in enumerate(blocks):
-            ptr = f"(<const {b['name']}*>job.params)[0]"
-            out += [f"    if kernel == {i}:",
-                    f"        if is_double:",
-                    f"            return {call(ptr, 'double')}",
-                    f"        return {call(ptr, 'float')}"]
-        return out + ["    return BAD_KERNEL"]
+            ptr = f"(<const {b['name']}*>{job}.params)[0]"
+            out += [f"    if {kernel} == {i}:",
+                    f"        if {is_double}:",
+                    f"            {ret}{call(ptr, 'double')}",
+                    f"        else:",
+                    f"            {ret}{call(ptr, 'float')}"]
+            if not ret:
+                out += ["        return"]
+        return out + [otherwise]
+
+    def team_entry(name, team_type, blocks, work):
+        # The thread team calls a plain function; it dispatches back to the typed worker.
+        return [f"cdef void {name}(void* ctx, int worker) noexcept nogil:",
+                f"    cdef {team_type}* team = <{team_type}*>ctx",
+                *run_branches(blocks, work, "team.job", "team.kernel", "team.is_double", "",
+                              "")]
 
     def pack(family, blocks):
         out = []
@@ -178,13 +189,22 @@ def kernel_registry(ew, rw):
         "",
         "cdef Py_ssize_t elementwise(int kernel, bint is_double, const EwJob* job, "
         "int n_threads, double* loss_sum) noexcept nogil:",
-        *run_branches(ew, lambda ptr, dt: f"ew_run({ptr}, <{dt}>0, job, n_threads, loss_sum)"),
+        *run_branches(ew, lambda ptr, dt: f"ew_run({ptr}, <{dt}>0, job, n_threads, loss_sum, "
+                                          f"kernel)"),
+        "",
+        "",
+        *team_entry("ew_team_entry", "EwTeam", ew,
+                    lambda ptr, dt: f"ew_team_work({ptr}, <{dt}>0, team)"),
         "",
         "",
         "cdef Py_ssize_t rowwise(int kernel, bint is_double, const RwJob* job, "
         "int n_threads, double* loss_sum, double* normalizer) noexcept nogil:",
         *run_branches(rw, lambda ptr, dt: f"rw_run({ptr}, <{dt}>0, job, n_threads, loss_sum, "
-                                          f"normalizer)"),
+                                          f"normalizer, kernel)"),
+        "",
+        "",
+        *team_entry("rw_team_entry", "RwTeam", rw,
+                    lambda ptr, dt: f"rw_team_work({ptr}, <{dt}>0, team)"),
         "",
         "",
         "def pack(str family, int kernel, dict fields):",

@@ -73,6 +73,8 @@ def show_config(file=None) -> dict:
         "built_variants": BUILD_INFO.get("variants", ["baseline"]),
         "openmp": info["openmp"],
         "default_threads": info["default_threads"],
+        "threads": info["threads"],
+        "cpus": info["cpus"],
         "vector_math_libmvec": info["libmvec"],
         "native_build": BUILD_INFO.get("native", False),
         "sanitizers": BUILD_INFO.get("sanitize", False),

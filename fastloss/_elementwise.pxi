@@ -209,21 +209,51 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
     return OK
 
 
+cdef struct EwTeam:
+    # One parallel call: the job, its block partials and the blocks still to claim.
+    const EwJob* job
+    Partials* P
+    int kernel                 # for ew_team_entry's dispatch back to the typed worker
+    bint is_double
+    int nt
+    long long nb
+    long long grain
+    fl_counter next
+
+
+cdef void ew_team_work(ew_loss L, floating dtype_tag, EwTeam* team) noexcept nogil:
+    """Claim blocks until none are left; each block's partial and first bad index go to its slot."""
+    cdef long long b, b0, count
+    cdef Py_ssize_t n = team.job.n
+    while True:
+        b0 = fl_claim(&team.next, team.nb, team.grain, team.nt, &count)
+        if count == 0:
+            return
+        for b in range(b0, b0 + count):
+            team.P.bad[b] = ew_block(L, dtype_tag, team.job, b * EW_BLOCK,
+                                     min(n, (b + 1) * EW_BLOCK), &team.P.num[b])
+
+
 cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* job, int n_threads,
-                       double* loss_sum) noexcept nogil:
+                       double* loss_sum, int kernel) noexcept nogil:
     """Run the blocked pass; return the first bad element (encoded), OK, or NOMEM."""
     cdef Partials P
-    cdef Py_ssize_t b, n = job.n, nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    cdef EwTeam team
     cdef double unused
-    cdef int nt = n_threads_for(n_threads, n, ew_min_work(L))
-    if partials_init(&P, nb):
+    cdef int nt = n_threads_for(n_threads, job.n, ew_min_work(L))
+    team.nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    if partials_init(&P, team.nb):
         return NOMEM
+    team.job = job
+    team.P = &P
+    team.kernel = kernel
+    team.is_double = floating is double
+    team.nt = nt
+    team.grain = GRAIN_TRANSCENDENTAL if ew_min_work(L) == MIN_WORK_TRANSCENDENTAL \
+        else GRAIN_CHEAP
+    fl_counter_init(&team.next, 0)
     if nt == 1:
-        for b in range(nb):
-            P.bad[b] = ew_block(L, dtype_tag, job, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
-                                &P.num[b])
+        ew_team_work(L, dtype_tag, &team)
     else:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = ew_block(L, dtype_tag, job, b * EW_BLOCK, min(n, (b + 1) * EW_BLOCK),
-                                &P.num[b])
+        fl_team_run(nt, ew_team_entry, &team)
     return partials_finish(&P, loss_sum, &unused)

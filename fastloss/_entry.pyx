@@ -210,20 +210,55 @@ cdef Py_ssize_t _weights_block(const floating* w, Py_ssize_t start, Py_ssize_t s
     return OK
 
 
+cdef struct WeightsTeam:
+    const void* w
+    bint is_double
+    Py_ssize_t m
+    Partials* P
+    int nt
+    long long nb
+    fl_counter next
+
+
+cdef void _weights_work(floating tag, WeightsTeam* team) noexcept nogil:
+    cdef long long b, b0, count
+    cdef const floating* w = <const floating*>team.w
+    while True:
+        b0 = fl_claim(&team.next, team.nb, GRAIN_CHEAP, team.nt, &count)
+        if count == 0:
+            return
+        for b in range(b0, b0 + count):
+            team.P.bad[b] = _weights_block(w, b * EW_BLOCK, min(team.m, (b + 1) * EW_BLOCK),
+                                           &team.P.num[b])
+
+
+cdef void _weights_entry(void* ctx, int worker) noexcept nogil:
+    cdef WeightsTeam* team = <WeightsTeam*>ctx
+    if team.is_double:
+        _weights_work(<double>0, team)
+    else:
+        _weights_work(<float>0, team)
+
+
 cdef Py_ssize_t weights_sum(const floating* w, Py_ssize_t m, int n_threads,
                             double* total) noexcept nogil:
     cdef Partials P
-    cdef Py_ssize_t b, nb = (m + EW_BLOCK - 1) // EW_BLOCK
+    cdef WeightsTeam team
     cdef double unused
     cdef int nt = n_threads_for(n_threads, m, MIN_WORK_CHEAP)
-    if partials_init(&P, nb):
+    team.nb = (m + EW_BLOCK - 1) // EW_BLOCK
+    if partials_init(&P, team.nb):
         return NOMEM
+    team.w = w
+    team.is_double = floating is double
+    team.m = m
+    team.P = &P
+    team.nt = nt
+    fl_counter_init(&team.next, 0)
     if nt == 1:
-        for b in range(nb):
-            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
+        _weights_work(<floating>0, &team)
     else:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = _weights_block(w, b * EW_BLOCK, min(m, (b + 1) * EW_BLOCK), &P.num[b])
+        kernels.run_team(nt, _weights_entry, &team)   # the kernel module's team: one per process
     return partials_finish(&P, total, &unused)
 
 

@@ -20,7 +20,7 @@ cdef enum:
     ROWS_SOFTMAX = 0        # logits
     ROWS_PROBABILITIES = 1  # probabilities, log clamped at -100
     ROWS_RAW = 2            # scores used as they are (margin losses): no softmax, no logs
-    ABI_VERSION = 3
+    ABI_VERSION = 4
     # Elements per row block of row-wise kernels: the block's scratch stays in L1/L2.
     RW_ELEMS = 2048
 
@@ -85,6 +85,12 @@ cdef struct RwJob:
     bint rows_mean          # "mean" over rows (sample-weighted), not over class weights
 
 
+# fastloss's thread team (_threads.h): fn(ctx, worker) runs on the caller and on up to
+# nt - 1 helping threads; the entry module runs its own parallel passes on the kernel
+# module's team, so a process has one team.
+ctypedef void (*team_body)(void* ctx, int worker) noexcept nogil
+ctypedef void (*team_runner)(int nt, team_body fn, void* ctx) noexcept nogil
+
 ctypedef Py_ssize_t (*elementwise_entry)(int kernel, bint is_double, const EwJob* job,
                                          int n_threads, double* loss_sum) noexcept nogil
 ctypedef Py_ssize_t (*rowwise_entry)(int kernel, bint is_double, const RwJob* job,
@@ -99,3 +105,4 @@ cdef struct KernelTable:
     elementwise_entry elementwise
     rowwise_entry rowwise
     normalizer_entry label_normalizer
+    team_runner run_team

@@ -34,13 +34,16 @@ _table.abi_version = ABI_VERSION
 _table.elementwise = elementwise
 _table.rowwise = rowwise
 _table.label_normalizer = normalizer
+_table.run_team = fl_team_run
 table = PyCapsule_New(<void*>&_table, b"fastloss.KernelTable", NULL)
 
 
 def build_info():
     """What this kernel module was compiled with."""
     return {"isa": FL_ISA.decode(), "openmp": bool(FL_OPENMP), "libmvec": bool(FL_HAVE_LIBMVEC),
-            "default_threads": fl_max_threads()}
+            "default_threads": fl_max_threads(), "cpus": fl_cpu_count(),
+            "threads": "fastloss team (pthreads)" if FL_POOL else
+                       ("OpenMP parallel region" if FL_OPENMP else "none (serial build)")}
 
 
 def cpu_level():

@@ -3,16 +3,24 @@
 # reduced result is bit-identical for every thread count. Nothing here depends on the
 # instruction set.
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.math cimport INFINITY
 
 cdef extern from "_simd_math.h" nogil:
     int fl_max_threads()
+    int fl_threads_cap(int requested)
+    int fl_cpu_count()
     int fl_cpu_level()
     int FL_OPENMP
+    int FL_POOL
     int FL_HAVE_LIBMVEC
     const char* FL_ISA
+    # fastloss's thread team (_threads.h): fn(ctx, worker) runs on the caller (worker 0) and
+    # on up to nt - 1 helpers, each claiming blocks from a shared counter until none are left.
+    void fl_team_run(int nt, team_body fn, void* ctx)
+    ctypedef long long fl_counter
+    void fl_counter_init(fl_counter* c, long long v)
+    long long fl_claim(fl_counter* next, long long nb, long long grain, int nt, long long* count)
 
 cdef enum:
     # Elements per reduction block. The size keeps a block's scratch in L1.
@@ -28,6 +36,10 @@ cdef enum:
     EW_PREFETCH_AHEAD = 1024
     # Partials for this many blocks live on the stack; more are malloc'ed (n > 32768).
     STACK_BLOCKS = 16
+    # Blocks a thread claims at least at a time: cheap blocks take ~1 us each, so a few
+    # together make the claim's cost negligible; exp/log-bound ones take several us.
+    GRAIN_CHEAP = 4
+    GRAIN_TRANSCENDENTAL = 1
 
 # Work (in elements) a thread must get before a parallel region pays for itself: entering one
 # costs about 1 us, a memory-bound element about 0.5 ns, an exp/log-bound one a few ns.
@@ -36,8 +48,8 @@ cdef Py_ssize_t MIN_WORK_TRANSCENDENTAL = 4096
 
 
 cdef inline int n_threads_for(int requested, Py_ssize_t work, Py_ssize_t min_work) noexcept nogil:
-    """Threads to use for `work` elements; 1 means: do not enter a parallel region."""
-    cdef int nt = requested if requested > 0 else fl_max_threads()
+    """Threads to use for `work` elements (capped at the CPUs); 1 means: run on the caller."""
+    cdef int nt = fl_threads_cap(requested) if requested > 0 else fl_max_threads()
     cdef Py_ssize_t cap = work // min_work
     if cap < nt:
         nt = <int>cap

@@ -62,8 +62,54 @@ cdef inline bint rw_label_skipped(const RwJob* job, long long y) noexcept nogil:
     return (job.has_ignore and y == job.ignore) or y < 0 or y >= job.k
 
 
+cdef struct RwScratch:
+    # One thread's scratch for blocks of up to `rows` rows, on the heap: kernels keep nothing
+    # large on the stack (small thread stacks work), and it is allocated once per call.
+    void* lq            # log q, E_pad
+    void* q             # q (a private copy: gradient_out may be y_pred itself), E_pad
+    void* lse           # per row, m_pad
+    void* inv           # per row, m_pad
+    Py_ssize_t* amax    # per row, m_pad
+    double* rest        # per row, m_pad
+    void* stage         # 3 E: GBDT layouts' staging, or NULL
+    void* base
+
+
+cdef inline Py_ssize_t rw_pad(Py_ssize_t n) noexcept nogil:
+    return (n + EW_PAD - 1) // EW_PAD * EW_PAD
+
+
+cdef inline bint rw_staged(floating tag, const RwJob* job) noexcept nogil:
+    return job.class_major or (job.out32 and floating is double)
+
+
+cdef int rw_scratch_alloc(floating tag, const RwJob* job, RwScratch* S) noexcept nogil:
+    cdef Py_ssize_t rows = min(job.rows, job.n), E = rows * job.k
+    cdef Py_ssize_t E_pad = rw_pad(E), m_pad = rw_pad(rows)
+    cdef Py_ssize_t n_stage = 3 * E if rw_staged(tag, job) else 0
+    cdef char* p = <char*>malloc((2 * E_pad + 2 * m_pad + n_stage) * sizeof(floating)
+                                 + m_pad * (sizeof(Py_ssize_t) + sizeof(double)))
+    S.base = p
+    if p == NULL:
+        return -1
+    S.rest = <double*>p                  # (the 8-byte members first: all stay aligned)
+    p += m_pad * sizeof(double)
+    S.amax = <Py_ssize_t*>p
+    p += m_pad * sizeof(Py_ssize_t)
+    S.lq = p
+    p += E_pad * sizeof(floating)
+    S.q = p
+    p += E_pad * sizeof(floating)
+    S.lse = p
+    p += m_pad * sizeof(floating)
+    S.inv = p
+    p += m_pad * sizeof(floating)
+    S.stage = p if n_stage else NULL
+    return 0
+
+
 cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r0, Py_ssize_t r1,
-                         double* num, double* den) noexcept nogil:
+                         double* num, double* den, const RwScratch* S) noexcept nogil:
     cdef Py_ssize_t k = job.k, m = r1 - r0, E = (r1 - r0) * job.k, i, j, r, R
     # The flat vector loops run to a multiple of EW_PAD (padded with harmless values), so
     # every element takes their vector body: the same bits wherever it lies (see ew_padded).
@@ -74,16 +120,12 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef const floating* t = NULL
     cdef floating* go = NULL
     cdef floating* ho = NULL
-    # Scratch for one block; rows longer than a block get it from the heap.
-    cdef floating logs_buf[RW_ELEMS]
-    cdef floating exps_buf[RW_ELEMS]
-    cdef floating lse_buf[RW_ELEMS]
-    cdef floating inv_buf[RW_ELEMS]
-    cdef Py_ssize_t amax[RW_ELEMS]
-    cdef double rest[RW_ELEMS]
-    # q is a private copy, so gradient_out may be y_pred itself.
-    cdef floating* lq = logs_buf
-    cdef floating* q = exps_buf
+    cdef floating* lq = <floating*>S.lq
+    cdef floating* q = <floating*>S.q
+    cdef floating* lse_buf = <floating*>S.lse
+    cdef floating* inv_buf = <floating*>S.inv
+    cdef Py_ssize_t* amax = S.amax
+    cdef double* rest = S.rest
     cdef floating mx, label_weight, grad_scale, hess_scale, max_term
     cdef double loss, share, wr, num_b = 0, den_b = 0
     cdef long long y = -1
@@ -91,16 +133,13 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef bint grad = (job.wanted & WANT_GRAD) != 0, hess = (job.wanted & WANT_HESS) != 0
     # GBDT layouts (fastloss.gbdt): a class-major (k, n) y_pred is gathered into row order,
     # and class-major or float32 outputs go through a block buffer, so the row math is the same.
-    cdef bint staged = job.class_major or (job.out32 and floating is double)
-    cdef floating* stage = NULL
+    cdef bint staged = rw_staged(tag, job)
+    cdef floating* stage = <floating*>S.stage
     cdef floating* gb = NULL
     cdef floating* hb = NULL
     cdef floating hfloor_r
     cdef bint floored = job.hfloor > -INFINITY
-    if job.class_major or staged:
-        stage = <floating*>malloc(3 * E * sizeof(floating))
-        if stage == NULL:
-            return NOMEM
+    if staged:
         gb = stage + E
         hb = stage + 2 * E
         if job.class_major:
@@ -108,14 +147,6 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
                 for r in range(m):
                     stage[r * k + j] = (<const floating*>job.z)[j * job.n + r0 + r]
             z = stage
-    if E_pad > RW_ELEMS:
-        lq = <floating*>malloc(E_pad * sizeof(floating))
-        q = <floating*>malloc(E_pad * sizeof(floating))
-        if lq == NULL or q == NULL:
-            free(lq)
-            free(q)
-            free(stage)
-            return NOMEM
 
     if job.inputs == ROWS_SOFTMAX:
         for r in range(m):
@@ -199,10 +230,6 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
 
     if staged:
         rw_store(job, gb if grad else NULL, hb if hess else NULL, r0, m)
-    if E > RW_ELEMS:
-        free(lq)
-        free(q)
-    free(stage)
     num[0] = num_b
     den[0] = den_b
     return first_bad
@@ -234,22 +261,57 @@ cdef void rw_store(const RwJob* job, const floating* gb, const floating* hb, Py_
                     (<floating*>dst)[j * n + r0 + r] = src[r * k + j]
 
 
+cdef struct RwTeam:
+    # One parallel call, as EwTeam.
+    const RwJob* job
+    Partials* P
+    int kernel
+    bint is_double
+    int nt
+    long long nb
+    fl_counter next
+
+
+cdef void rw_team_work(rw_loss L, floating tag, RwTeam* team) noexcept nogil:
+    """Claim blocks of rows until none are left, with this thread's scratch."""
+    cdef long long b, b0, count
+    cdef const RwJob* job = team.job
+    cdef RwScratch S
+    S.base = NULL
+    while True:
+        b0 = fl_claim(&team.next, team.nb, GRAIN_TRANSCENDENTAL, team.nt, &count)
+        if count == 0:
+            break
+        if S.base == NULL and rw_scratch_alloc(tag, job, &S):
+            for b in range(b0, b0 + count):
+                team.P.bad[b] = NOMEM
+            continue
+        for b in range(b0, b0 + count):
+            team.P.bad[b] = rw_block(L, tag, job, b * job.rows, min(job.n, (b + 1) * job.rows),
+                                     &team.P.num[b], &team.P.den[b], &S)
+    free(S.base)
+
+
 cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* job, int n_threads, double* num,
-                       double* den) noexcept nogil:
+                       double* den, int kernel) noexcept nogil:
     cdef Partials P
-    cdef Py_ssize_t b, rows = job.rows, nb = (job.n + job.rows - 1) // job.rows
+    cdef RwTeam team
+    cdef Py_ssize_t b
     cdef int nt = n_threads_for(n_threads, job.n * job.k, MIN_WORK_TRANSCENDENTAL)
-    if partials_init(&P, nb):
+    team.nb = (job.n + job.rows - 1) // job.rows
+    if partials_init(&P, team.nb):
         return NOMEM
+    team.job = job
+    team.P = &P
+    team.kernel = kernel
+    team.is_double = floating is double
+    team.nt = nt
+    fl_counter_init(&team.next, 0)
     if nt == 1:
-        for b in range(nb):
-            P.bad[b] = rw_block(L, tag, job, b * rows, min(job.n, (b + 1) * rows), &P.num[b],
-                                &P.den[b])
+        rw_team_work(L, tag, &team)
     else:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = rw_block(L, tag, job, b * rows, min(job.n, (b + 1) * rows), &P.num[b],
-                                &P.den[b])
-    for b in range(nb):
+        fl_team_run(nt, rw_team_entry, &team)
+    for b in range(team.nb):
         if P.bad[b] == NOMEM:
             partials_free(&P)
             return NOMEM
@@ -274,21 +336,52 @@ cdef Py_ssize_t _label_normalizer_block(floating tag, const RwJob* job, Py_ssize
     return OK
 
 
+cdef struct NormTeam:
+    const RwJob* job
+    Partials* P
+    bint is_double
+    int nt
+    long long nb
+    fl_counter next
+
+
+cdef void _label_normalizer_work(floating tag, NormTeam* team) noexcept nogil:
+    cdef long long b, b0, count
+    cdef Py_ssize_t n = team.job.n
+    while True:
+        b0 = fl_claim(&team.next, team.nb, GRAIN_CHEAP, team.nt, &count)
+        if count == 0:
+            return
+        for b in range(b0, b0 + count):
+            team.P.bad[b] = _label_normalizer_block(tag, team.job, b * EW_BLOCK,
+                                                    min(n, (b + 1) * EW_BLOCK), &team.P.num[b])
+
+
+cdef void _label_normalizer_entry(void* ctx, int worker) noexcept nogil:
+    cdef NormTeam* team = <NormTeam*>ctx
+    if team.is_double:
+        _label_normalizer_work(<double>0, team)
+    else:
+        _label_normalizer_work(<float>0, team)
+
+
 cdef Py_ssize_t label_normalizer(floating tag, const RwJob* job, int n_threads,
                                  double* den) noexcept nogil:
     """The normalizer of a mean over integer labels (PyTorch's), before the main pass."""
     cdef Partials P
-    cdef Py_ssize_t b, nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    cdef NormTeam team
     cdef double unused
     cdef int nt = n_threads_for(n_threads, job.n, MIN_WORK_CHEAP)
-    if partials_init(&P, nb):
+    team.nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    if partials_init(&P, team.nb):
         return NOMEM
+    team.job = job
+    team.P = &P
+    team.is_double = floating is double
+    team.nt = nt
+    fl_counter_init(&team.next, 0)
     if nt == 1:
-        for b in range(nb):
-            P.bad[b] = _label_normalizer_block(tag, job, b * EW_BLOCK,
-                                               min(job.n, (b + 1) * EW_BLOCK), &P.num[b])
+        _label_normalizer_work(tag, &team)
     else:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            P.bad[b] = _label_normalizer_block(tag, job, b * EW_BLOCK,
-                                               min(job.n, (b + 1) * EW_BLOCK), &P.num[b])
+        fl_team_run(nt, _label_normalizer_entry, &team)
     return partials_finish(&P, den, &unused)

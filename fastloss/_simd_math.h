@@ -143,14 +143,8 @@ static inline float fl_expf_inline(float x) { return expf(x); }
 static inline void fl_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 static inline void fl_prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
 
-#ifdef _OPENMP
-#include <omp.h>
-#define FL_OPENMP 1
-static inline int fl_max_threads(void) { return omp_get_max_threads(); }
-#else
-#define FL_OPENMP 0
-static inline int fl_max_threads(void) { return 1; }
-#endif
+/* Threads: the team, the default count and its cap. */
+#include "_threads.h"
 
 /* 4: x86-64-v4 (AVX-512), 3: x86-64-v3 (AVX2, FMA), 1: other x86-64, 0: unknown. */
 static inline int fl_cpu_level(void) {
