@@ -11,7 +11,6 @@ methods agreeing bit for bit; bit-identical results for 1, 2 and 3 threads on a 
 input; domain errors naming the argument and the index; the functional equal to the class; and
 the peers the reference names, where installed.
 """
-import io
 import zlib
 
 import numpy as np

@@ -1,0 +1,249 @@
+"""Threads as a good neighbour: forked children, thread caps, small stacks, idle workers.
+
+Each scenario runs in a fresh interpreter (tests/isolated.py) with a timeout, so a hang or a
+crash is a failed test. References are the same call made on one thread in the parent, or
+values the child recomputes with NumPy; results must agree bit for bit (the reduction is
+over fixed blocks whatever the thread count).
+"""
+import os
+import sys
+import textwrap
+
+import pytest
+
+import fastloss as fl
+from isolated import run_isolated
+
+LINUX = sys.platform.startswith("linux")
+THREADED = fl.show_config(file=open(os.devnull, "w"))["openmp"]
+
+# Shared by the children: data large enough for every call to use all threads, the same
+# calls on one thread as the reference, and the loss families that run different drivers.
+_PRELUDE = r'''
+import os, threading
+rng = np.random.default_rng(7)
+N = 1 << 18
+y = (rng.random(N) < 0.3).astype(np.float64)
+z = rng.normal(size=N)
+labels = rng.integers(0, 10, size=N // 10)
+scores = rng.normal(size=(N // 10, 10))
+w = rng.random(N)
+
+def calls(n_threads):
+    """A value from each driver: elementwise (weighted), row-wise, label normalizer."""
+    bce = fl.BinaryCrossEntropy(from_logits=True, n_threads=n_threads)
+    cce = fl.CategoricalCrossEntropy(from_logits=True, n_threads=n_threads)
+    lv, g = bce.loss_gradient(y, z, sample_weight=w)
+    cv, cg = cce.loss_gradient(labels, scores)
+    return [np.float64(lv), g, np.float64(cv), cg]
+
+REF = calls(1)
+
+def check(label, n_threads=None):
+    for i, (a, b) in enumerate(zip(calls(n_threads), REF)):
+        same(f"{label}[{i}]", a, b)
+'''
+
+
+def _run(code, env=None, timeout=120):
+    rc, out = run_isolated(_PRELUDE + textwrap.dedent(code), env=env, timeout=timeout)
+    assert rc == 0, out
+    return out
+
+
+pytestmark = pytest.mark.skipif(not LINUX, reason="fork and /proc are Linux's")
+
+
+def test_fork_after_parallel_calls_works_in_the_child():
+    """A child forked after the parent ran parallel calls runs parallel calls itself (the
+    team is rebuilt in the child) and gets the parent's bits; the parent's team still works."""
+    _run(r'''
+    check("parent before", 2)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            check("child", 2)
+            check("child default")
+        finally:
+            sys.stdout.flush()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    check("parent after", 2)
+    ''')
+
+
+def test_fork_from_a_thread_that_ran_kernels():
+    """os.fork from a Python thread (not the main one) that ran parallel calls."""
+    _run(r'''
+    result = {}
+    def body():
+        check("thread", 2)
+        pid = os.fork()
+        if pid == 0:
+            check("grandchild of a thread", 2)
+            sys.stdout.flush()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        result["code"] = os.waitstatus_to_exitcode(status)
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert result["code"] == 0, result
+    ''')
+
+
+def test_fork_during_a_parallel_call_in_another_thread():
+    """Fork while another thread is inside a parallel call: the child never waits for
+    workers it does not have."""
+    _run(r'''
+    stop = threading.Event()
+    def busy():
+        while not stop.is_set():
+            calls(2)
+    t = threading.Thread(target=busy)
+    t.start()
+    for _ in range(5):
+        pid = os.fork()
+        if pid == 0:
+            check("child of a busy parent", 2)
+            sys.stdout.flush()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+    stop.set()
+    t.join()
+    ''')
+
+
+@pytest.mark.parametrize("how", ["multiprocessing-fork", "process-pool-fork", "joblib-multiprocessing",
+                                 "joblib-loky"])
+def test_process_pools_after_parallel_calls(how):
+    """multiprocessing's fork start method, ProcessPoolExecutor and joblib's process backends,
+    each started after the parent ran parallel calls."""
+    if how.startswith("joblib"):
+        pytest.importorskip("joblib")
+    _run(r'''
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    how = %r
+
+    def task(n_threads):
+        return calls(n_threads)
+
+    check("parent", 2)
+    args = [2, None, 1, 2]
+    if how == "multiprocessing-fork":
+        with mp.get_context("fork").Pool(2) as pool:
+            results = pool.map_async(task, args).get(timeout=60)
+    elif how == "process-pool-fork":
+        with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+            results = list(ex.map(task, args, timeout=60))
+    else:
+        import joblib
+        backend = how.split("-", 1)[1]
+        results = joblib.Parallel(n_jobs=2, backend=backend, timeout=60)(
+            joblib.delayed(task)(a) for a in args)
+    for r in results:
+        for i, (a, b) in enumerate(zip(r, REF)):
+            same(f"{how}[{i}]", a, b)
+    ''' % how, timeout=180)
+
+
+@pytest.mark.skipif(not THREADED, reason="serial build: no threads")
+def test_n_threads_is_capped_at_the_cpus():
+    """n_threads far above the CPU count starts at most cpus - 1 workers (never thousands),
+    also under an address-space limit where thousands of stacks could not exist."""
+    out = _run(r'''
+    import resource
+    cpus = len(os.sched_getaffinity(0))
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+    before = len(os.listdir("/proc/self/task"))
+    for n_threads in (10**9, 2**31 - 1, cpus + 1):
+        check(f"n_threads={n_threads}", n_threads)
+    after = len(os.listdir("/proc/self/task"))
+    assert after - before <= cpus - 1, (before, after, cpus)
+    print("THREADS", before, after, cpus)
+    ''')
+    assert "THREADS" in out
+
+
+def test_memory_error_not_exit_under_an_address_space_limit():
+    """Under a low address-space limit, what cannot be allocated is a MemoryError, and the
+    calls that fit still work on every thread count."""
+    _run(r'''
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+    check("limited", 10**9)
+    # zero-stride views: a (2**28, 10) float64 problem whose gradient fits nowhere in 3 GiB
+    s = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(1 << 28, 10), strides=(0, 0))
+    lab = np.lib.stride_tricks.as_strided(np.zeros(1, np.int64), shape=(1 << 28,), strides=(0,))
+    expect("huge", lambda: fl.CategoricalCrossEntropy(from_logits=True, n_threads=10**9)
+           .loss_gradient(lab, s), exc=MemoryError)
+    check("after", 2)
+    ''')
+
+
+@pytest.mark.parametrize("stack", [64 * 1024, 256 * 1024])
+def test_small_thread_stacks(stack):
+    """Every driver called from a thread with a small stack (threading.stack_size), on one
+    and on all threads, with OMP_STACKSIZE=64K set as well: no overflow, the same bits."""
+    _run(r'''
+    threading.stack_size(%d)
+    errors = []
+    def body():
+        try:
+            check("small stack, 1 thread", 1)
+            check("small stack, 2 threads", 2)
+            # the longest rows: one row per block
+            s = rng.normal(size=(64, 5000))
+            lab = rng.integers(0, 5000, size=64)
+            a = fl.CategoricalCrossEntropy(from_logits=True, n_threads=2).loss_gradient(lab, s)
+            b = fl.KLDivergence(from_logits=True, n_threads=2).loss_gradient(
+                np.full(s.shape, 1 / 5000), s)
+            same("long rows", a[1], fl.CategoricalCrossEntropy(from_logits=True,
+                                                               n_threads=1).loss_gradient(lab, s)[1])
+            same("kl long rows", b[1], fl.KLDivergence(from_logits=True, n_threads=1).loss_gradient(
+                np.full(s.shape, 1 / 5000), s)[1])
+        except BaseException as e:
+            errors.append(repr(e))
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert not errors, errors
+    ''' % stack, env={"OMP_STACKSIZE": "64K"})
+
+
+def _worker_cpu_ticks():
+    """Not a test: see test_idle_workers_take_no_cpu."""
+
+
+@pytest.mark.skipif(not THREADED, reason="serial build: no threads")
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="no /proc schedstat")
+def test_idle_workers_take_no_cpu():
+    """After a call returns, fastloss's workers stop using CPU within a fraction of a
+    millisecond, while the caller's next step runs: over the 30 ms of work that follows a
+    call, the workers' CPU time (nanoseconds, /proc/.../schedstat) stays below 2 ms.
+    (libgomp's spinning workers used several milliseconds after every region.)"""
+    out = _run(r'''
+    import time
+    me = threading.get_native_id()
+    def worker_ns():
+        total = 0
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != me:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        return total
+    used = []
+    for _ in range(10):
+        calls(2)
+        t0 = worker_ns()
+        end = time.perf_counter() + 0.03
+        while time.perf_counter() < end:     # the caller's next step
+            pass
+        used.append(worker_ns() - t0)
+    print("WORKER-NS", used)
+    assert sorted(used)[len(used) // 2] < 2e6, used
+    ''')
+    assert "WORKER-NS" in out
