@@ -7,7 +7,7 @@ import sys
 import time
 from typing import List, Optional
 
-from bench import peers, report
+from bench import isolate, peers, report
 from bench.runner import BenchError, Settings, run
 from bench.workloads import (DTYPES, LOSSES, is_rowwise, title, all_threads, choices, plan,
                              resolve, workload_info)
@@ -61,6 +61,9 @@ def parse_args(argv):
                       help="a subset, about 10 s per loss (default)")
     mode.add_argument("--full", action="store_true",
                       help="every loss, size, dtype and thread count")
+    mode.add_argument("--pipelines", action="store_true",
+                      help="the pipeline rows only: fastloss inside a NumPy/BLAS loop, a "
+                           "softmax-regression iteration and an XGBoost round (about a minute)")
     mode.add_argument("--gbdt", action="store_true",
                       help="the GBDT rows only: fastloss.gbdt's objectives for XGBoost and "
                            "LightGBM against NumPy and hand-made ones (about a minute)")
@@ -77,6 +80,11 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, metavar="N",
                    help="timed samples per implementation (default: 5 quick, 7 full, "
                         "fewer (3 quick, 5 full) for slow workloads)")
+    p.add_argument("--in-process", action="store_true",
+                   help="time every implementation in this process (default: each in its own "
+                        "worker process, so that peers' OpenMP threads cannot distort others)")
+    p.add_argument("--no-pipelines", action="store_true",
+                   help="skip the pipeline rows at the end of --quick/--full")
     p.add_argument("--out", default="bench_results", metavar="DIR",
                    help="where to write the JSON and PNG files (default ./bench_results)")
     a = p.parse_args(argv)
@@ -110,6 +118,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.gbdt:
         from bench import gbdt
         gbdt.run(threads=max(a.thread_list) if a.thread_list else None)
+        return 0
+    if a.pipelines:
+        from bench import pipelines
+        print(report.header(report.conditions([], [], "pipelines", argv)), flush=True)
+        pipelines.run(repeat=a.repeat or 7)
         return 0
     full = bool(a.full)
     try:
@@ -145,12 +158,19 @@ def main(argv: Optional[List[str]] = None) -> int:
           + f", each >= {settings.sample_s * 1e3:g} ms (many calls per sample at small n)",
           flush=True)
 
+    print("  isolation : " + ("none: every implementation in this process (--in-process)"
+                              if a.in_process else isolate.HOW), flush=True)
+
     t0 = time.perf_counter()
+    workers = None if a.in_process else isolate.Workers()
     try:
-        results = run(workloads, settings)
+        results = run(workloads, settings, workers=workers)
     except BenchError as exc:
         print(f"\nbench: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if workers is not None:
+            workers.close()
     elapsed = time.perf_counter() - t0
     cond["loadavg_at_end"] = report._loadavg()
 
@@ -163,6 +183,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     head_text, head_rows = report.headline(recs, head_threads)
     if head_text:
         print("\n" + head_text)
+    pipeline_rows = None
+    if not a.no_pipelines and not a.loss and not a.sizes:
+        from bench import pipelines
+        print()
+        pipeline_rows = pipelines.run(repeat=7 if full else 5)
 
     os.makedirs(a.out, exist_ok=True)
     prefix = os.path.join(a.out, "fastloss-bench-" + time.strftime("%Y%m%d-%H%M%S"))
@@ -175,7 +200,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "alloc_rows": settings.alloc, "memory_reference_n": settings.memref_n},
         "skipped": skipped, "losses": [workload_info(x) for x in losses_run],
         "missing_peers": missing, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
-        "checks": checks})
+        "checks": checks, "pipelines": pipeline_rows,
+        "isolation": None if a.in_process else isolate.HOW})
     png = report.plot(recs, prefix + ".png")
     print(f"\nWrote {prefix}.json" + (f"\n      {png}" if png else "")
           + f"\n({len(workloads)} workloads in {elapsed:.0f} s; every peer's result was "

@@ -494,6 +494,24 @@ def missing(w: Workload) -> List[dict]:
     return out
 
 
+def isolated_impl(loss, op, n, k, dtype, threads, name, alloc, memref):
+    """In a bench.isolate worker: the workload's data and the implementation called `name`
+    (the others are closed again); returns ``(fn, close)``."""
+    from bench.workloads import make_data
+    w = Workload(loss, op, n, k, dtype, threads)
+    chosen, others = None, []
+    for impl in build(w, make_data(loss, n, k, dtype), alloc=alloc, memref=memref):
+        if impl.name == name and chosen is None:
+            chosen = impl
+        elif impl.close:
+            others.append(impl.close)
+    for close in others:
+        close()
+    if chosen is None:
+        raise ValueError(f"no implementation {name!r} for {w.label}")
+    return chosen.fn, chosen.close
+
+
 def build(w: Workload, d: Data, *, alloc: bool, memref: bool) -> List[Impl]:
     """fastloss first (the reference of every check), then each peer that has this loss."""
     impls = fastloss_impls(w, d, alloc)

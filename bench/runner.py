@@ -162,10 +162,13 @@ class Progress:
             self.stream.flush()
 
 
-def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
-    impls = peers.build(w, data, alloc=s.alloc and w.op == "loss_gradient",
-                        memref=(w.op == "loss_gradient" and not is_rowwise(w.loss)
-                                and w.n == s.memref_n))
+def run_workload(w: Workload, data: Data, s: Settings, progress=None, workers=None) -> dict:
+    """Check every implementation against fastloss, then time them in interleaved rounds:
+    in this process, or each in its own worker process (``workers``, bench.isolate)."""
+    alloc = s.alloc and w.op == "loss_gradient"
+    memref = w.op == "loss_gradient" and not is_rowwise(w.loss) and w.n == s.memref_n
+    impls = peers.build(w, data, alloc=alloc, memref=memref)
+    names = [impl.name for impl in impls]
     try:
         # Warm-up: one call each, whose results are checked before anything is timed.
         outs = [impl.fn() for impl in impls]
@@ -174,13 +177,30 @@ def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
         checks = [c for impl, out in zip(impls[1:], outs[1:])
                   if (c := _check(w, ref, impl, out)) is not None]
         del outs, ref
+        if workers is not None:
+            # Timed elsewhere: this process's copies are done with (their threads sleep).
+            kinds = [impl.kind for impl in impls]
+            for impl in impls:
+                if impl.close:
+                    impl.close()
+            impls = []
+            for name in names:
+                worker = workers.get(name)
+                worker.load("bench.peers", "isolated_impl", loss=w.loss, op=w.op, n=w.n, k=w.k,
+                            dtype=w.dtype, threads=w.threads, name=name, alloc=alloc,
+                            memref=memref)
+        else:
+            kinds = [impl.kind for impl in impls]
         # Single-threaded code has no sleeping workers to wake: no settle call for it.
         settle, timings, cost = [], [], 0.0
-        for impl in impls:
-            threaded = w.threads > 1 and impl.kind != "numpy"
-            number, per_call = _calibrate(impl.fn, s.sample_s, threaded)
+        for i, name in enumerate(names):
+            threaded = w.threads > 1 and kinds[i] != "numpy"
+            if workers is not None:
+                number, per_call = workers.turn(name).calibrate(s.sample_s, threaded)
+            else:
+                number, per_call = _calibrate(impls[i].fn, s.sample_s, threaded)
             settle.append(threaded and per_call < SETTLE_MAX_S)
-            timings.append(Timing(impl.name, impl.kind, number))
+            timings.append(Timing(name, kinds[i], number))
             cost += per_call * (number + settle[-1])
         repeat = s.repeat
         if s.budget_s:  # slow workloads get fewer rounds, never fewer than min_repeat
@@ -189,10 +209,13 @@ def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
         for r in range(repeat):
             if progress:
                 progress(f"round {r + 1}/{repeat}")
-            for j in range(len(impls)):
-                i = (j + r) % len(impls)
-                timings[i].samples.append(_sample(impls[i].fn, timings[i].number, settle[i],
-                                                  20 * s.sample_s))
+            for j in range(len(names)):
+                i = (j + r) % len(names)
+                if workers is not None:
+                    t = workers.turn(names[i]).sample(timings[i].number, 20 * s.sample_s)
+                else:
+                    t = _sample(impls[i].fn, timings[i].number, settle[i], 20 * s.sample_s)
+                timings[i].samples.append(t)
     finally:
         for impl in impls:
             if impl.close:
@@ -200,7 +223,7 @@ def run_workload(w: Workload, data: Data, s: Settings, progress=None) -> dict:
     return {"workload": w, "timings": timings, "checks": checks, "missing": peers.missing(w)}
 
 
-def run(workloads: List[Workload], s: Settings, stream=sys.stderr) -> List[dict]:
+def run(workloads: List[Workload], s: Settings, stream=sys.stderr, workers=None) -> List[dict]:
     progress = Progress(len(workloads), stream)
     results = []
     cache: Dict[tuple, Data] = {}
@@ -213,7 +236,7 @@ def run(workloads: List[Workload], s: Settings, stream=sys.stderr) -> List[dict]
         progress.show(i, w.label)
         t1 = time.perf_counter()
         res = run_workload(w, cache[w.data_key], s,
-                           lambda msg: progress.show(i, f"{w.label}: {msg}"))
+                           lambda msg: progress.show(i, f"{w.label}: {msg}"), workers)
         res["wall_s"] = time.perf_counter() - t1
         results.append(res)
         fast = res["timings"][0].stats()["median_s"]

@@ -33,15 +33,17 @@ typedef void (*fl_team_fn)(void* ctx, int worker);
 #define FL_OPENMP 0
 #endif
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#include <unistd.h>
+#endif
+
 #if FL_OPENMP && defined(__unix__) && !defined(FL_NO_POOL)
 #define FL_POOL 1
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 #else
 #define FL_POOL 0
 #endif
@@ -59,7 +61,11 @@ static int fl_cpu_count(void) {
         if (n > 0) return n > 4096 ? 4096 : (int)n;
     }
 #endif
+#if FL_OPENMP
+    return omp_get_num_procs();
+#else
     return 1;
+#endif
 }
 
 /* The default thread count: OpenMP's (OMP_NUM_THREADS, threadpoolctl), capped at the CPUs. */

@@ -1,0 +1,117 @@
+"""Each implementation timed in a worker process of its own.
+
+PyTorch, scikit-learn and XGBoost ship their own OpenMP runtimes, whose idle threads spin
+for milliseconds after each parallel region. Timed in one process, one implementation's
+spinning threads take the cores of the next one's samples (fastloss's BCE at 10^7 measured
+28 ms interleaved with torch against 9 ms alone). Here each implementation lives in its own
+process (started with "spawn", so nothing is inherited), the parent hands out the samples one
+at a time, round robin, and pauses between samples of different workers long enough for the
+previous one's threads to go to sleep. Only one process computes at any moment.
+"""
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import time
+import traceback
+from typing import Any, Callable, Dict, Optional
+
+# Between two workers' samples: longer than an OpenMP runtime's spin after its last region.
+PAUSE_S = 0.03
+
+HOW = (f"each implementation in its own worker process (spawn), samples handed out round "
+       f"robin, one process computing at a time, {PAUSE_S * 1e3:.0f} ms pause between "
+       f"processes")
+
+
+def _serve(conn) -> None:
+    fn: Optional[Callable[[], Any]] = None
+    close: Optional[Callable[[], None]] = None
+    number, settle = 1, False
+    from bench import runner
+    while True:
+        msg = conn.recv()
+        try:
+            if msg[0] == "load":                  # ("load", module, factory, kwargs)
+                if close:
+                    close()
+                fn = close = None
+                made = getattr(importlib.import_module(msg[1]), msg[2])(**msg[3])
+                fn, close = made if isinstance(made, tuple) else (made, None)
+                conn.send(("ok", None))
+            elif msg[0] == "calibrate":           # ("calibrate", target_s, settle)
+                settle = msg[2]
+                number, per_call = runner._calibrate(fn, msg[1], settle)
+                conn.send(("ok", (number, per_call)))
+            elif msg[0] == "sample":              # ("sample", number, max_s)
+                number = msg[1]
+                conn.send(("ok", runner._sample(fn, number, settle, msg[2])))
+            elif msg[0] == "stop":
+                if close:
+                    close()
+                conn.send(("ok", None))
+                return
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+
+
+class Worker:
+    """One implementation's process: ``load`` a factory's callable there, then time it."""
+
+    def __init__(self):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        self.last_used = 0.0
+
+    def _call(self, *msg):
+        self.conn.send(msg)
+        status, value = self.conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"bench worker failed:\n{value}")
+        return value
+
+    def load(self, module: str, factory: str, **kwargs) -> None:
+        self._call("load", module, factory, kwargs)
+
+    def calibrate(self, target_s: float, settle: bool):
+        return self._call("calibrate", target_s, settle)
+
+    def sample(self, number: int, max_s: float) -> float:
+        return self._call("sample", number, max_s)
+
+    def close(self) -> None:
+        try:
+            self._call("stop")
+        except (EOFError, OSError, RuntimeError):
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+class Workers:
+    """A worker per name, made on first use and kept (its imports are paid once)."""
+
+    def __init__(self):
+        self.by_name: Dict[str, Worker] = {}
+        self.current: Optional[str] = None
+
+    def get(self, name: str) -> Worker:
+        if name not in self.by_name:
+            self.by_name[name] = Worker()
+        return self.by_name[name]
+
+    def turn(self, name: str) -> Worker:
+        """The worker about to compute: pause first if another one computed last."""
+        if self.current is not None and self.current != name:
+            time.sleep(PAUSE_S)
+        self.current = name
+        return self.get(name)
+
+    def close(self) -> None:
+        for w in self.by_name.values():
+            w.close()
+        self.by_name.clear()

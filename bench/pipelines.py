@@ -1,0 +1,229 @@
+"""Pipeline rows of ``python -m bench``: fastloss inside the loops it is used in.
+
+A kernel that is fast alone but slows the NumPy/BLAS/XGBoost work around it (its idle
+threads spinning on the cores the next step needs) is slow. Each pipeline is timed as a
+whole iteration and as its parts alone, each variant in its own worker process
+(bench.isolate), samples interleaved across the processes:
+
+* alternating: ``BinaryCrossEntropy(from_logits=True).loss_gradient`` over 10^6 float64
+  (into ``gradient_out``), then a NumPy step (three 300 x 300 matmuls and ``np.exp`` over
+  2 x 10^6). Target: the loop within 10% of the sum of its parts, timed alone.
+* softmax regression: 200,000 x 50 float64 features, 10 classes: logits = X W, the
+  cross-entropy's loss and gradient, X^T G, the update. Target: default threads no slower
+  than ``n_threads=1``.
+* XGBoost round (where xgboost is installed): one boosting round, 160,000 rows, binary, a
+  custom objective: fastloss.gbdt's against the NumPy one a user writes. Target: no slower.
+
+Each is also run with the NumPy loss a user would write instead.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from bench import isolate
+
+N_ALT, N_SOFTMAX, FEATURES, CLASSES, N_XGB = 1_000_000, 200_000, 50, 10, 160_000
+
+
+def _bce_numpy(y, z, g):
+    # the stable form a user writes: loss = log(1 + e^z) - y z, gradient sigmoid(z) - y
+    loss = np.mean(np.logaddexp(0, z) - y * z)
+    np.subtract(1 / (1 + np.exp(-z)), y, out=g)
+    g /= len(z)
+    return loss
+
+
+def _cce_numpy(labels, z, g):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    q = e / e.sum(axis=1, keepdims=True)
+    rows = np.arange(len(labels))
+    loss = -np.mean(np.log(q[rows, labels]))
+    q[rows, labels] -= 1
+    np.divide(q, len(labels), out=g)
+    return loss
+
+
+def alternating(part: str, loss: str = "fastloss", n_threads=None):
+    """One iteration: part "loss", "numpy" (the step alone) or "loop" (both)."""
+    import fastloss as fl
+    rng = np.random.default_rng(0)
+    y = (rng.random(N_ALT) < 0.3).astype(np.float64)
+    z = rng.normal(size=N_ALT)
+    g = np.empty_like(z)
+    A, B, C = (rng.normal(size=(300, 300)) for _ in range(3))
+    big = rng.normal(size=2_000_000)
+    out = np.empty_like(big)
+    bce = fl.BinaryCrossEntropy(from_logits=True, n_threads=n_threads)
+
+    def step():
+        np.exp(((A @ B) @ C @ A).ravel()[:1] + big, out=out)
+
+    def call():
+        if loss == "fastloss":
+            bce.loss_gradient(y, z, gradient_out=g)
+        else:
+            _bce_numpy(y, z, g)
+
+    if part == "loss":
+        return call
+    if part == "numpy":
+        return step
+
+    def loop():
+        call()
+        step()
+    return loop
+
+
+def softmax_regression(loss: str = "fastloss", n_threads=None):
+    import fastloss as fl
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(N_SOFTMAX, FEATURES))
+    labels = rng.integers(0, CLASSES, size=N_SOFTMAX)
+    W = np.zeros((FEATURES, CLASSES))
+    G = np.empty((N_SOFTMAX, CLASSES))
+    cce = fl.CategoricalCrossEntropy(from_logits=True, n_threads=n_threads)
+
+    def iteration():
+        logits = X @ W
+        if loss == "fastloss":
+            cce.loss_gradient(labels, logits, gradient_out=G)
+        else:
+            _cce_numpy(labels, logits, G)
+        W[...] -= 0.5 * (X.T @ G)
+    return iteration
+
+
+def xgboost_round(objective: str = "fastloss", n_threads=None):
+    import xgboost as xgb
+    import fastloss as fl
+    from fastloss.gbdt import xgboost_objective
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(N_XGB, 10))
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=N_XGB) > 0).astype(np.float64)
+    dtrain = xgb.DMatrix(X, label=y, base_margin=np.zeros(N_XGB))
+    params = {"max_depth": 6, "tree_method": "hist", "disable_default_eval_metric": 1,
+              "verbosity": 0}
+    booster = xgb.Booster(params, [dtrain])
+    if objective == "fastloss":
+        obj = xgboost_objective(fl.BinaryCrossEntropy(from_logits=True), n_threads=n_threads)
+    else:
+        def obj(pred, d):
+            p = 1 / (1 + np.exp(-pred))
+            return p - y, p * (1 - p)
+    state = {"i": 0}
+
+    def round_():
+        booster.update(dtrain, state["i"], fobj=obj)
+        state["i"] += 1
+    return round_
+
+
+def variants() -> List[Tuple[str, str, str, dict]]:
+    """(pipeline, row label, factory, kwargs), in the order printed."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    rows = [
+        ("alternating", "fastloss BCE alone (default threads)", "alternating", {"part": "loss"}),
+        ("alternating", "fastloss BCE alone (1 thread)", "alternating",
+         {"part": "loss", "n_threads": 1}),
+        ("alternating", "NumPy step alone", "alternating", {"part": "numpy"}),
+        ("alternating", "loop: fastloss (default threads) + NumPy step", "alternating",
+         {"part": "loop"}),
+        ("alternating", "loop: fastloss (1 thread) + NumPy step", "alternating",
+         {"part": "loop", "n_threads": 1}),
+        ("alternating", "NumPy BCE alone", "alternating", {"part": "loss", "loss": "numpy"}),
+        ("alternating", "loop: NumPy BCE + NumPy step", "alternating",
+         {"part": "loop", "loss": "numpy"}),
+        ("softmax", "iteration, fastloss CCE (default threads)", "softmax_regression", {}),
+        ("softmax", "iteration, fastloss CCE (1 thread)", "softmax_regression",
+         {"n_threads": 1}),
+        ("softmax", "iteration, NumPy CCE", "softmax_regression", {"loss": "numpy"}),
+    ]
+    try:
+        import xgboost  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        rows += [
+            ("xgboost", "round, fastloss.gbdt objective (its default: 1 thread)",
+             "xgboost_round", {}),
+            ("xgboost", f"round, fastloss.gbdt objective ({cpus} threads)", "xgboost_round",
+             {"n_threads": cpus}),
+            ("xgboost", "round, NumPy objective", "xgboost_round", {"objective": "numpy"}),
+        ]
+    return rows
+
+
+def measure(repeat: int = 7, sample_s: float = 0.25) -> Dict[str, dict]:
+    """label -> {pipeline, median_s, q25_s, q75_s}, each variant in its own process."""
+    rows = variants()
+    workers = isolate.Workers()
+    try:
+        numbers = {}
+        for _, label, factory, kwargs in rows:
+            w = workers.turn(label)
+            w.load("bench.pipelines", factory, **kwargs)
+            numbers[label] = w.calibrate(sample_s, True)[0]
+        samples = {label: [] for _, label, _, _ in rows}
+        for r in range(repeat):
+            for j in range(len(rows)):
+                label = rows[(j + r) % len(rows)][1]
+                samples[label].append(workers.turn(label).sample(numbers[label], 10 * sample_s))
+    finally:
+        workers.close()
+    out = {}
+    for pipeline, label, _, _ in rows:
+        s = samples[label]
+        q25, med, q75 = np.percentile(s, [25, 50, 75])
+        out[label] = {"pipeline": pipeline, "median_s": float(med), "q25_s": float(q25),
+                      "q75_s": float(q75), "samples": len(s)}
+    return out
+
+
+def verdicts(res: Dict[str, dict]) -> List[str]:
+    """The targets of the module docstring, each as a line with its figures."""
+    def m(label):
+        return res[label]["median_s"] if label in res else float("nan")
+    lines = []
+    parts = m("fastloss BCE alone (default threads)") + m("NumPy step alone")
+    loop = m("loop: fastloss (default threads) + NumPy step")
+    lines.append(f"alternating loop {loop * 1e3:.2f} ms vs its parts {parts * 1e3:.2f} ms: "
+                 f"{100 * (loop / parts - 1):+.1f}% (target <= +10%)")
+    one, dflt = m("fastloss BCE alone (1 thread)"), m("fastloss BCE alone (default threads)")
+    lines.append(f"BCE 10^6 alone: default threads {dflt * 1e3:.3f} ms, 1 thread "
+                 f"{one * 1e3:.3f} ms: {one / dflt:.2f}x (target >= 1.5x)")
+    sd, s1 = m("iteration, fastloss CCE (default threads)"), m("iteration, fastloss CCE (1 thread)")
+    lines.append(f"softmax regression: default threads {sd * 1e3:.2f} ms vs 1 thread "
+                 f"{s1 * 1e3:.2f} ms: {100 * (sd / s1 - 1):+.1f}% (target <= 0%)")
+    xg = [k for k in res if res[k]["pipeline"] == "xgboost"]
+    if xg:
+        npo = m("round, NumPy objective")
+        for k in xg[:2]:
+            lines.append(f"XGBoost {k[len('round, '):]}: {m(k) * 1e3:.2f} ms vs NumPy objective "
+                         f"{npo * 1e3:.2f} ms: {100 * (m(k) / npo - 1):+.1f}% (target <= 0%)")
+    return lines
+
+
+def run(repeat: int = 7) -> Dict[str, dict]:
+    print(f"Pipelines ({isolate.HOW}); medians of {repeat} interleaved samples, "
+          f"q25-q75 in brackets:", flush=True)
+    res = measure(repeat)
+    width = max(map(len, res))
+    current = None
+    for label, r in res.items():
+        if r["pipeline"] != current:
+            current = r["pipeline"]
+            print(f"  [{current}]")
+        print(f"    {label:<{width}}  {r['median_s'] * 1e3:8.3f} ms  "
+              f"[{r['q25_s'] * 1e3:.3f}-{r['q75_s'] * 1e3:.3f}]")
+    for line in verdicts(res):
+        print("  " + line)
+    return res
+
+
+if __name__ == "__main__":
+    run()
