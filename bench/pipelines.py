@@ -158,9 +158,9 @@ def variants() -> List[Tuple[str, str, str, dict]]:
     return rows
 
 
-def measure(repeat: int = 7, sample_s: float = 0.25) -> Dict[str, dict]:
+def measure(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dict]:
     """label -> {pipeline, median_s, q25_s, q75_s}, each variant in its own process."""
-    rows = variants()
+    rows = variants() if rows is None else rows
     workers = isolate.Workers()
     try:
         numbers = {}
@@ -208,10 +208,10 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
     return lines
 
 
-def run(repeat: int = 7) -> Dict[str, dict]:
+def run(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dict]:
     print(f"Pipelines ({isolate.HOW}); medians of {repeat} interleaved samples, "
           f"q25-q75 in brackets:", flush=True)
-    res = measure(repeat)
+    res = measure(repeat, sample_s, rows)
     width = max(map(len, res))
     current = None
     for label, r in res.items():

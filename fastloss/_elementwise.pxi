@@ -24,11 +24,18 @@ cdef void ew_loop(ew_loss L, const floating* t, const floating* p, const floatin
             ew_math(L, t[i], p[i], column[i], &l, &g, &h)
             lo[i] = l
             go[i] = g * grad_scale
-    else:
+    elif wanted == WANT_GRAD | WANT_HESS:
         for i in range(n):
             ew_math(L, t[i], p[i], column[i], &l, &g, &h)
             go[i] = g * grad_scale
             h = h * hscale         # GBDT conventions; 1 and -inf otherwise: h, bit for bit
+            ho[i] = hfloor if h < hfloor else h
+    else:                          # everything: ew_padded's one loop for every method
+        for i in range(n):
+            ew_math(L, t[i], p[i], column[i], &l, &g, &h)
+            lo[i] = l
+            go[i] = g * grad_scale
+            h = h * hscale
             ho[i] = hfloor if h < hfloor else h
 
 
@@ -59,9 +66,11 @@ cdef void ew_padded(ew_loss L, const floating* t, const floating* p, floating* c
         t_buf[i] = t_buf[0]
         p_buf[i] = p_buf[0]
         column[i] = column[0]
-    ew_loop(L, t_buf, p_buf, column, l_buf if lo != NULL else NULL,
-            g_buf if go != NULL else NULL, h_buf if ho != NULL else NULL, m, grad_scale, wanted,
-            hscale, hfloor)
+    # One loop computes every output, whatever the method keeps: gcc's choices for a loop
+    # (its vector width: libmvec's 4- and 8-lane log differ in the last bit) depend on the
+    # loop's whole body, so a loop per method let loss() and loss_gradient() disagree.
+    ew_loop(L, t_buf, p_buf, column, l_buf, g_buf, h_buf, m, grad_scale,
+            WANT_LOSS | WANT_GRAD | WANT_HESS, hscale, hfloor)
     if lo != NULL:
         for i in range(n):
             lo[i] = l_buf[i]

@@ -102,8 +102,9 @@ class Kernel:
 
 _N_THREADS_DOC = """n_threads : int or None, default None
         Threads for large inputs. None uses OpenMP's default (``OMP_NUM_THREADS``,
-        threadpoolctl limits); small inputs always run on one thread. Reduced results are
-        bit-identical for every thread count."""
+        threadpoolctl limits); either is capped at the CPUs the process may use, and small
+        inputs always run on one thread. Reduced results are bit-identical for every thread
+        count."""
 
 
 def _parameters_section(params) -> str:

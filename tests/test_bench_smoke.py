@@ -199,3 +199,22 @@ def test_registry_names_titles_and_aliases():
         W.resolve("nope")
     a = cli.parse_args(["--loss", "kl,mse", "--loss", "Huber"])
     assert a.losses == [x for x in ALL if x in ("mean_squared_error", "huber", "kl_divergence")]
+
+
+def test_pipeline_rows_run_isolated(capsys):
+    """The pipeline rows run each variant in its own worker process and print the targets'
+    verdicts (one variant per pipeline here, with a short sample: a smoke test, not a timing)."""
+    saved = list(sys.path)
+    sys.path.insert(0, ROOT)
+    try:
+        from bench import pipelines
+    finally:
+        sys.path[:] = saved
+    rows = [r for r in pipelines.variants()
+            if r[1] in ("fastloss BCE alone (1 thread)", "iteration, fastloss CCE (1 thread)")]
+    assert len(rows) == 2
+    res = pipelines.run(repeat=1, sample_s=0.001, rows=rows)
+    assert set(res) == {r[1] for r in rows}
+    assert all(r["median_s"] > 0 for r in res.values())
+    out = capsys.readouterr().out
+    assert "own worker process" in out and "target" in out
