@@ -38,7 +38,7 @@ typedef void (*fl_team_fn)(void* ctx, int worker);
 #include <unistd.h>
 #endif
 
-#if FL_OPENMP && defined(__unix__) && !defined(FL_NO_POOL)
+#if FL_OPENMP && (defined(__unix__) || defined(__APPLE__)) && !defined(FL_NO_POOL)
 #define FL_POOL 1
 #include <pthread.h>
 #include <stdatomic.h>
@@ -256,8 +256,15 @@ static void fl_team_run(int nt, fl_team_fn fn, void* ctx) {
     atomic_store(&fl_pool.joined, 0);
     s = atomic_load(&fl_pool.state);
     atomic_store(&fl_pool.state, (((s >> 1) + 1) << 1) | 1);   /* open the next call */
+    /* Wake as many sleepers as there are seats (a worker still spinning takes a seat without
+     * being woken; a woken one that finds none goes back to sleep). */
     pthread_mutex_lock(&fl_pool.lock);
-    pthread_cond_broadcast(&fl_pool.wake);
+    if (helpers >= fl_pool.started) {
+        pthread_cond_broadcast(&fl_pool.wake);
+    } else {
+        for (i = 0; i < helpers; i++)
+            pthread_cond_signal(&fl_pool.wake);
+    }
     pthread_mutex_unlock(&fl_pool.lock);
     fn(ctx, 0);
     atomic_store(&fl_pool.state, atomic_load(&fl_pool.state) & ~1ULL);   /* close it */

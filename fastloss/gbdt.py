@@ -34,8 +34,10 @@ XGBoost's wheels bundle their own OpenMP runtime, whose idle threads keep spinni
 fastloss's run, and the other way round: on 2 cores a 2-thread binary objective made whole
 XGBoost rounds 1.8x slower (55 vs 30 ms at 160k rows) though the objective itself takes
 0.3 ms. So XGBoost adapters run on 1 thread unless ``n_threads`` (or the loss's own
-``n_threads``) says otherwise. LightGBM's Linux wheels use the system libgomp, the runtime
-fastloss uses, so its adapters keep the loss's setting (None: OpenMP's default).
+``n_threads``) says otherwise. (fastloss's own threads sleep within 50 us of a call's end,
+see the README's Threads section; XGBoost's keep spinning into the objective's time.)
+LightGBM adapters keep the loss's setting (None: all CPUs): there the 2-thread multiclass
+objective took 4.7 ms against 8.1 ms on one thread.
 """
 from __future__ import annotations
 

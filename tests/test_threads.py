@@ -247,3 +247,30 @@ def test_idle_workers_take_no_cpu():
     assert sorted(used)[len(used) // 2] < 2e6, used
     ''')
     assert "WORKER-NS" in out
+
+
+def test_many_short_parallel_calls_from_several_threads():
+    """Back-to-back parallel calls just above the threading threshold, from several Python
+    threads at once (one holds the team, the others run alone): every result has the
+    one-thread bits, and nothing hangs (each call is short, so the team's hand-overs - open,
+    join, close, sleep, wake - are what is exercised)."""
+    _run(r'''
+    from concurrent.futures import ThreadPoolExecutor
+    yy, zz = y[:70_000], z[:70_000]
+    ll, ss = labels[:10_000], scores[:10_000]
+    bce1 = fl.BinaryCrossEntropy(from_logits=True, n_threads=1)
+    cce1 = fl.CategoricalCrossEntropy(from_logits=True, n_threads=1)
+    ref = (bce1.loss_gradient(yy, zz), cce1.loss_gradient(ll, ss))
+    bce = fl.BinaryCrossEntropy(from_logits=True, n_threads=4)
+    cce = fl.CategoricalCrossEntropy(from_logits=True, n_threads=4)
+    def work(seed):
+        bad = 0
+        for i in range(300):
+            a = bce.loss_gradient(yy, zz) if (i + seed) % 2 else cce.loss_gradient(ll, ss)
+            r = ref[0] if (i + seed) % 2 else ref[1]
+            bad += a[0] != r[0] or a[1].tobytes() != r[1].tobytes()
+        return bad
+    assert work(0) == 0
+    with ThreadPoolExecutor(3) as ex:
+        assert sum(ex.map(work, range(3))) == 0
+    ''', timeout=300)
