@@ -15,13 +15,16 @@ def _drop_source_tree_from_path():
     # instead of the installed package: after a normal `pip install .` that folder has no
     # compiled kernels, so the import fails (or, worse, mixes source and installed files).
     # An in-place or editable build leaves the kernels in the source folder; then that folder
-    # *is* the installed package and the root must stay.
+    # *is* the installed package and the root must stay where it is.
     src = os.path.join(_ROOT, "fastloss")
     if glob.glob(os.path.join(src, "_ext_baseline*.so")) or \
             glob.glob(os.path.join(src, "_ext_baseline*.pyd")):
         return
+    # Moved to the end rather than dropped: `bench` itself must stay importable, also in the
+    # spawned worker processes (bench/isolate.py), which start from this sys.path.
     root = os.path.realpath(_ROOT)
-    sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != root]
+    kept = [p for p in sys.path if os.path.realpath(p or os.curdir) != root]
+    sys.path[:] = kept + [root]
 
 
 _drop_source_tree_from_path()
