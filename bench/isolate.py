@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
+import sys
 import time
 import traceback
 from typing import Any, Callable, Dict, Optional
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Between two workers' samples: longer than an OpenMP runtime's spin after its last region.
 PAUSE_S = 0.03
@@ -62,7 +66,16 @@ class Worker:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-        self.proc.start()
+        # The child starts from this process's sys.path, which need not hold the folder above
+        # bench/ (a test may have imported bench through a sys.path entry it then removed).
+        # Last, so that an installed fastloss still wins over the bare source folder.
+        saved = list(sys.path)
+        if not any(os.path.realpath(p or os.curdir) == os.path.realpath(_ROOT) for p in saved):
+            sys.path.append(_ROOT)
+        try:
+            self.proc.start()
+        finally:
+            sys.path[:] = saved
         child.close()
         self.last_used = 0.0
 
