@@ -17,6 +17,7 @@ Environment switches (all optional):
   FASTLOSS_OPENMP=0    serial build without OpenMP (also automatic when the compiler lacks it)
   FASTLOSS_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer debug build (-O1 -g)
 """
+import glob
 import hashlib
 import json
 import os
@@ -286,6 +287,9 @@ common = dict(
                    ("FL_BUILD_INFO", json.dumps(json.dumps(build_info)))],
     extra_link_args=(["-fopenmp"] if openmp else []) + link_san,
     libraries=["m"] if os.name != "nt" else [],
+    # The C headers the kernels include: an edit there rebuilds the modules (the generated
+    # .c files do not change, so nothing else would notice).
+    depends=sorted(glob.glob(os.path.join("fastloss", "*.h"))),
 )
 extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"],
                         extra_compile_args=base_flags, **common)]

@@ -122,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.pipelines:
         from bench import pipelines
         print(report.header(report.conditions([], [], "pipelines", argv)), flush=True)
-        pipelines.run(repeat=a.repeat or 7)
+        pipelines.run(repeat=a.repeat or 11)
         return 0
     full = bool(a.full)
     try:

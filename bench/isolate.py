@@ -29,30 +29,34 @@ HOW = (f"each implementation in its own worker process (spawn), samples handed o
 
 
 def _serve(conn) -> None:
-    fn: Optional[Callable[[], Any]] = None
-    close: Optional[Callable[[], None]] = None
-    number, settle = 1, False
+    # slot -> [fn, close, number, settle]: a process may hold several callables (variants that
+    # must share one process, see Worker.load), each timed on its own.
+    slots: Dict[str, list] = {}
     from bench import runner
     while True:
         msg = conn.recv()
         try:
-            if msg[0] == "load":                  # ("load", module, factory, kwargs)
-                if close:
-                    close()
-                fn = close = None
+            if msg[0] == "load":                  # ("load", module, factory, kwargs, slot)
+                old = slots.pop(msg[4], None)
+                if old and old[1]:
+                    old[1]()
                 made = getattr(importlib.import_module(msg[1]), msg[2])(**msg[3])
                 fn, close = made if isinstance(made, tuple) else (made, None)
+                slots[msg[4]] = [fn, close, 1, False]
                 conn.send(("ok", None))
-            elif msg[0] == "calibrate":           # ("calibrate", target_s, settle)
-                settle = msg[2]
-                number, per_call = runner._calibrate(fn, msg[1], settle)
-                conn.send(("ok", (number, per_call)))
-            elif msg[0] == "sample":              # ("sample", number, max_s)
-                number = msg[1]
-                conn.send(("ok", runner._sample(fn, number, settle, msg[2])))
+            elif msg[0] == "calibrate":           # ("calibrate", target_s, settle, slot)
+                slot = slots[msg[3]]
+                slot[3] = msg[2]
+                slot[2], per_call = runner._calibrate(slot[0], msg[1], slot[3])
+                conn.send(("ok", (slot[2], per_call)))
+            elif msg[0] == "sample":              # ("sample", number, max_s, slot)
+                slot = slots[msg[3]]
+                slot[2] = msg[1]
+                conn.send(("ok", runner._sample(slot[0], slot[2], slot[3], msg[2])))
             elif msg[0] == "stop":
-                if close:
-                    close()
+                for slot in slots.values():
+                    if slot[1]:
+                        slot[1]()
                 conn.send(("ok", None))
                 return
         except BaseException:
@@ -86,14 +90,15 @@ class Worker:
             raise RuntimeError(f"bench worker failed:\n{value}")
         return value
 
-    def load(self, module: str, factory: str, **kwargs) -> None:
-        self._call("load", module, factory, kwargs)
+    def load(self, module: str, factory: str, slot: str = "", **kwargs) -> None:
+        """Make ``module.factory(**kwargs)`` the callable timed in ``slot`` (replacing any)."""
+        self._call("load", module, factory, kwargs, slot)
 
-    def calibrate(self, target_s: float, settle: bool):
-        return self._call("calibrate", target_s, settle)
+    def calibrate(self, target_s: float, settle: bool, slot: str = ""):
+        return self._call("calibrate", target_s, settle, slot)
 
-    def sample(self, number: int, max_s: float) -> float:
-        return self._call("sample", number, max_s)
+    def sample(self, number: int, max_s: float, slot: str = "") -> float:
+        return self._call("sample", number, max_s, slot)
 
     def close(self) -> None:
         try:

@@ -26,6 +26,12 @@ import numpy as np
 
 from bench import isolate
 
+# Pipelines whose variants share one worker process (interleaved there, each with its own
+# data and model): an XGBoost round's own time varies by about 10% from one process to the
+# next (memory placement), more than the objectives being compared differ, and all variants
+# use the same XGBoost runtime anyway.
+SHARED_PROCESS = {"xgboost"}
+
 N_ALT, N_SOFTMAX, FEATURES, CLASSES, N_XGB = 1_000_000, 200_000, 50, 10, 160_000
 
 
@@ -47,9 +53,15 @@ def _cce_numpy(labels, z, g):
     return loss
 
 
-def alternating(part: str, loss: str = "fastloss", n_threads=None):
-    """One iteration: part "loss", "numpy" (the step alone) or "loop" (both)."""
+def alternating(part: str, loss: str = "fastloss", n_threads=None, blas_threads=None):
+    """One iteration: part "loss", "numpy" (the step alone) or "loop" (both).
+
+    ``blas_threads``: limit NumPy's BLAS to that many threads in this (worker) process, which
+    tells how much of a loop's overhead comes from BLAS's own idle threads spinning."""
     import fastloss as fl
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(blas_threads, user_api="blas")
     rng = np.random.default_rng(0)
     y = (rng.random(N_ALT) < 0.3).astype(np.float64)
     z = rng.normal(size=N_ALT)
@@ -138,6 +150,19 @@ def variants() -> List[Tuple[str, str, str, dict]]:
         ("alternating", "NumPy BCE alone", "alternating", {"part": "loss", "loss": "numpy"}),
         ("alternating", "loop: NumPy BCE + NumPy step", "alternating",
          {"part": "loop", "loss": "numpy"}),
+    ]
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        rows += [
+            ("alternating", "NumPy step alone (BLAS on 1 thread)", "alternating",
+             {"part": "numpy", "blas_threads": 1}),
+            ("alternating", "loop: fastloss (default threads) + NumPy step (BLAS on 1 thread)",
+             "alternating", {"part": "loop", "blas_threads": 1}),
+        ]
+    rows += [
         ("softmax", "iteration, fastloss CCE (default threads)", "softmax_regression", {}),
         ("softmax", "iteration, fastloss CCE (1 thread)", "softmax_regression",
          {"n_threads": 1}),
@@ -163,16 +188,26 @@ def measure(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dic
     rows = variants() if rows is None else rows
     workers = isolate.Workers()
     try:
-        numbers = {}
-        for _, label, factory, kwargs in rows:
-            w = workers.turn(label)
-            w.load("bench.pipelines", factory, **kwargs)
-            numbers[label] = w.calibrate(sample_s, True)[0]
+        numbers, process = {}, {}
+        for pipeline, label, factory, kwargs in rows:
+            process[label] = pipeline if pipeline in SHARED_PROCESS else label
+            w = workers.turn(process[label])
+            w.load("bench.pipelines", factory, slot=label, **kwargs)
+            numbers[label] = w.calibrate(sample_s, True, slot=label)[0]
+        # A round's cost drifts with the round's index (the trees change as the fit
+        # improves): the variants sharing a process take the same number of rounds per
+        # sample, so that their r-th samples cover the same rounds.
+        for group in SHARED_PROCESS:
+            labels = [label for _, label, _, _ in rows if process[label] == group]
+            if labels:
+                common = max(numbers[label] for label in labels)
+                numbers.update({label: common for label in labels})
         samples = {label: [] for _, label, _, _ in rows}
         for r in range(repeat):
             for j in range(len(rows)):
                 label = rows[(j + r) % len(rows)][1]
-                samples[label].append(workers.turn(label).sample(numbers[label], 10 * sample_s))
+                samples[label].append(workers.turn(process[label]).sample(
+                    numbers[label], 10 * sample_s, slot=label))
     finally:
         workers.close()
     out = {}
@@ -193,6 +228,15 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
     loop = m("loop: fastloss (default threads) + NumPy step")
     lines.append(f"alternating loop {loop * 1e3:.2f} ms vs its parts {parts * 1e3:.2f} ms: "
                  f"{100 * (loop / parts - 1):+.1f}% (target <= +10%)")
+    loop1t = m("loop: fastloss (1 thread) + NumPy step")
+    lines.append(f"  the loop with fastloss on default threads vs on 1 thread: {loop * 1e3:.2f} vs "
+                 f"{loop1t * 1e3:.2f} ms: {100 * (loop / loop1t - 1):+.1f}%")
+    if "NumPy step alone (BLAS on 1 thread)" in res:
+        parts1 = m("fastloss BCE alone (default threads)") + m("NumPy step alone (BLAS on 1 thread)")
+        loop1 = m("loop: fastloss (default threads) + NumPy step (BLAS on 1 thread)")
+        lines.append(f"  the same with NumPy's BLAS on 1 thread (no BLAS threads left spinning "
+                     f"into fastloss's call): loop {loop1 * 1e3:.2f} ms vs its parts "
+                     f"{parts1 * 1e3:.2f} ms: {100 * (loop1 / parts1 - 1):+.1f}%")
     one, dflt = m("fastloss BCE alone (1 thread)"), m("fastloss BCE alone (default threads)")
     lines.append(f"BCE 10^6 alone: default threads {dflt * 1e3:.3f} ms, 1 thread "
                  f"{one * 1e3:.3f} ms: {one / dflt:.2f}x (target >= 1.5x)")
@@ -209,8 +253,9 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
 
 
 def run(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dict]:
-    print(f"Pipelines ({isolate.HOW}); medians of {repeat} interleaved samples, "
-          f"q25-q75 in brackets:", flush=True)
+    print(f"Pipelines ({isolate.HOW}; except the variants of "
+          f"{', '.join(sorted(SHARED_PROCESS))}, which share one process); medians of "
+          f"{repeat} interleaved samples, q25-q75 in brackets:", flush=True)
     res = measure(repeat, sample_s, rows)
     width = max(map(len, res))
     current = None
