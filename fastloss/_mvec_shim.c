@@ -16,6 +16,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #include <dlfcn.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -77,6 +78,9 @@ static int fl_resolved;   /* bit 0: every log1p variant is libmvec's; bit 1: eve
 /* Runs when the module is loaded (before its Python init, before any thread of ours). Only
  * whole functions switch over: every variant of log1p comes from libmvec, or none does. */
 __attribute__((constructor)) static void fl_mvec_shim_init(void) {
+    /* FASTLOSS_LIBMVEC_RUNTIME=0 keeps the scalar fallbacks: what a glibc < 2.35 runs (tests). */
+    const char* off = getenv("FASTLOSS_LIBMVEC_RUNTIME");
+    if (off != NULL && off[0] == '0') return;
     void* lib = dlopen("libmvec.so.1", RTLD_NOW | RTLD_LOCAL);
     if (lib == NULL) return;
     for (int f = 0; f < 2; f++) {

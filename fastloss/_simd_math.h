@@ -186,8 +186,13 @@ static inline float fl_expf_inline(float x) { return expf(x); }
 
 /* A hint to fetch the cache line holding p (never faults). Compute-bound loops (exp, log)
  * ask for data too slowly for the hardware prefetcher to keep ahead of them. */
+#if defined(__GNUC__) || defined(__clang__)
 static inline void fl_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 static inline void fl_prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
+#else   /* MSVC: no hint */
+static inline void fl_prefetch(const void* p) { (void)p; }
+static inline void fl_prefetch_write(const void* p) { (void)p; }
+#endif
 
 /* Threads: the team, the default count and its cap. */
 #include "_threads.h"
