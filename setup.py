@@ -326,6 +326,11 @@ for isa, isa_flags in variants.items():
                                 extra_compile_args=base_flags + isa_flags, **ext_common))
 
 write_kernel_registry(CYTHON_OUT)
+# sdist and metadata commands compile nothing: they skip the (minutes long) cythonization.
+_commands = {a for a in sys.argv[1:] if not a.startswith("-")}
+metadata_only = bool(_commands & {"sdist", "egg_info", "dist_info"}) and not (
+    _commands & {"build", "build_ext", "bdist_wheel", "bdist", "install", "develop",
+                 "editable_wheel"})
 
 class BuildExt(build_ext):
     """Portable builds drop the interpreter's own link flags that name this machine's paths
@@ -342,7 +347,7 @@ setup(
     cmdclass={"build_ext": BuildExt},
     options={"build": {"build_base": os.path.join("build", tag)},
              "build_ext": {"parallel": os.cpu_count() or 1}},
-    ext_modules=cythonize(
+    ext_modules=extensions if metadata_only else cythonize(
         extensions,
         build_dir=CYTHON_OUT,
         include_path=[CYTHON_OUT, "fastloss"],

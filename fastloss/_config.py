@@ -19,11 +19,12 @@ def _load_error(exc: ImportError) -> ImportError:
             "install the package (pip install .) and run from outside the repository root, "
             "or build in place (pip install -e .).")
     msg = str(exc)
-    if "libgomp" in msg:
+    if any(s in msg for s in ("libgomp", "omp_", "GOMP_", "OMP_")):
         hint = ("fastloss uses the system's GNU OpenMP runtime (libgomp.so.1, shared with "
-                "LightGBM and XGBoost), which is not installed here: install it (Debian/Ubuntu: "
-                "apt-get install libgomp1; Fedora/RHEL: dnf install libgomp; Alpine: apk add "
-                "libgomp), or build a serial fastloss from source with FASTLOSS_OPENMP=0.")
+                "LightGBM and XGBoost), which is missing or broken here: install it "
+                "(Debian/Ubuntu: apt-get install libgomp1; Fedora/RHEL: dnf install libgomp; "
+                "Alpine: apk add libgomp), or build a serial fastloss from source with "
+                "FASTLOSS_OPENMP=0.")
     elif "GLIBC_" in msg or "GLIBCXX_" in msg:
         libc = " ".join(platform.libc_ver()) or "unknown"
         hint = (f"these modules were built for a newer C library than this system's ({libc}); "

@@ -170,21 +170,27 @@ def test_import_error_without_compiled_modules(tmp_path):
     assert "compiled kernels are missing" in err, err[-2000:]
 
 
-def test_import_error_names_a_missing_openmp_runtime(tmp_path):
-    """The dynamic loader cannot load libgomp.so.1 (a broken copy first on the search path):
-    the error names the runtime and how to install it, not "kernels are missing"."""
+def test_import_error_names_a_broken_openmp_runtime(tmp_path):
+    """The dynamic loader finds a libgomp.so.1 without OpenMP in it (an empty library first
+    on the search path): the error names the runtime and how to install it, not "kernels are
+    missing"."""
     if not sys.platform.startswith("linux") or not _config.BUILD_INFO.get("openmp"):
         pytest.skip("only Linux OpenMP builds load libgomp")
-    if "libgomp.so.1" not in _needed(_config.ext.__file__):
+    if "libgomp.so.1" not in _needed(_config._entry.__file__):
         pytest.skip("this build does not link libgomp.so.1")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to make the empty library")
     site = _copy_package(tmp_path, with_modules=True)
-    broken = tmp_path / "libs"
-    broken.mkdir()
-    (broken / "libgomp.so.1").write_bytes(b"not a library")
-    rc, err = _import_in(site, {"LD_LIBRARY_PATH": str(broken)})
-    assert rc != 0
-    assert "libgomp.so.1" in err and "apt-get install libgomp1" in err, err[-2000:]
-    assert "missing in" not in err, err[-2000:]
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / "empty.c").write_text("int fastloss_test_nothing;\n")
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(libs / "libgomp.so.1"),
+                    str(libs / "empty.c")], check=True, capture_output=True)
+    rc, err = _import_in(site, {"LD_LIBRARY_PATH": str(libs)})
+    assert rc != 0, "fastloss imported with an empty libgomp.so.1"
+    assert "GNU OpenMP runtime" in err and "apt-get install libgomp1" in err, err[-2000:]
+    assert "kernels are missing" not in err, err[-2000:]
 
 
 def _needed(path):
