@@ -288,6 +288,7 @@ build_info = {
 linux_gcc_x86 = (sys.platform.startswith("linux") and "gcc" in (sysconfig.get_config_var("CC") or "gcc")
                  and platform.machine().lower() in ("x86_64", "amd64"))
 shim_sources, shim_macros, link_portable = [], [], []
+omp_link = ["-fopenmp"] if openmp else []
 if linux_gcc_x86 and not sanitize:
     # Vector log1p/expm1 (glibc >= 2.35 only) bound at run time where the build targets an
     # older glibc (portable builds, older systems): see _mvec_shim.c and _simd_math.h.
@@ -297,6 +298,11 @@ if portable:
         raise SystemExit("FASTLOSS_PORTABLE=1 cannot be combined with FASTLOSS_NATIVE or "
                          "FASTLOSS_SANITIZE")
     shim_macros.append(("FL_PORTABLE", "1"))
+    if sys.platform.startswith("linux") and openmp:
+        # No OpenMP runtime linked: libgomp.so.1 is opened at load time (_omp_shim.c).
+        shim_sources = shim_sources + ["fastloss/_omp_shim.c"]
+        shim_macros.append(("FL_OMP_RUNTIME_DLOPEN", "1"))
+        omp_link = ["-pthread"]
     if sys.platform.startswith("linux"):
         base_flags += ["-include", os.path.join(SRC, "_glibc_compat.h")]
         # Strip symbols; libpthread/libdl named so that glibc < 2.34 finds the functions there.
@@ -306,14 +312,14 @@ if portable:
         link_portable = ["-Wl,-x"]
 elif shim_sources:
     link_portable = ["-ldl"]
-tag = hashlib.sha1(json.dumps([base_flags, variants, link_san, shim_macros,
+tag = hashlib.sha1(json.dumps([base_flags, variants, link_san, shim_macros, omp_link,
                                link_portable]).encode()).hexdigest()[:10]
 common = dict(
     include_dirs=[np.get_include(), "fastloss"],
     # The build's description, compiled in as a C string: build_info() returns it.
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                    ("FL_BUILD_INFO", json.dumps(json.dumps(build_info)))] + shim_macros,
-    extra_link_args=(["-fopenmp"] if openmp else []) + link_san + link_portable,
+    extra_link_args=omp_link + link_san + link_portable,
     libraries=["m"] if os.name != "nt" else [],
 )
 extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"] + shim_sources,

@@ -107,6 +107,9 @@ def show_config(file=None) -> dict:
         "vector_math": dict(info.get("vector_math", {})),
         "exp_inline": info.get("exp_inline", False),
         "portable_build": BUILD_INFO.get("portable", False),
+        # Where the default thread count comes from: the OpenMP runtime linked, the system's
+        # libgomp.so.1 opened at import (portable wheels), or none (OMP_NUM_THREADS read).
+        "openmp_runtime": info.get("openmp_runtime", "linked" if info["openmp"] else "none"),
         "native_build": BUILD_INFO.get("native", False),
         "sanitizers": BUILD_INFO.get("sanitize", False),
         "cflags": BUILD_INFO.get("cflags", "?"),

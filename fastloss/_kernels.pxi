@@ -49,6 +49,8 @@ def build_info():
             "vector_math": {name: _VM_KINDS[fl_vm_kind(i)]
                             for i, name in enumerate(("exp", "log", "log1p", "expm1"))},
             "exp_inline": bool(FL_EXP_INLINE),
+            "openmp_runtime": ("none", "linked", "libgomp.so.1, loaded at run time")[
+                fl_omp_runtime()],
             "threads": "fastloss team (pthreads)" if FL_POOL else
                        ("OpenMP parallel region" if FL_OPENMP else "none (serial build)")}
 

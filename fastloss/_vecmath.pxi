@@ -20,6 +20,7 @@ cdef extern from "_simd_math.h" nogil:
     void fl_prefetch(const void*)
     void fl_prefetch_write(const void*)
     int fl_vm_kind(int which)
+    int fl_omp_runtime()
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:

@@ -218,3 +218,64 @@ def test_portable_build_modules_pass_the_wheel_check():
     r = subprocess.run([sys.executable, check, "--max-glibc", "2.28", *modules],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _portable_openmp():
+    cfg = fl.show_config(file=open(os.devnull, "w"))
+    return cfg["openmp_runtime"] == "libgomp.so.1, loaded at run time" or (
+        cfg["portable_build"] and cfg["openmp"] and sys.platform.startswith("linux"))
+
+
+@pytest.mark.skipif(not _portable_openmp(), reason="only portable Linux builds open libgomp "
+                    "at run time (others link it)")
+def test_portable_build_links_no_openmp_runtime_and_shares_the_loaded_one():
+    """No module NEEDs libgomp (manylinux allows none); the libgomp.so.1 opened at import is
+    the one a neighbour that links it uses (threadpoolctl lists one libgomp), and
+    threadpoolctl's limits set fastloss's default thread count."""
+    for so in glob.glob(os.path.join(PKG, "*.so")):
+        assert not any("gomp" in n or "omp" in n for n in _needed(so)), (so, _needed(so))
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if fl.show_config(file=open(os.devnull, "w"))["cpus"] < 2:
+        pytest.skip("one CPU: every default is 1")
+    rc, out = run_isolated("""
+        import os
+        from threadpoolctl import threadpool_info, threadpool_limits
+        cfg = fl.show_config(file=open(os.devnull, "w"))
+        assert cfg["openmp_runtime"] == "libgomp.so.1, loaded at run time", cfg["openmp_runtime"]
+        gomp = [i for i in threadpool_info() if i.get("internal_api") == "openmp"]
+        assert len(gomp) == 1, gomp
+        with threadpool_limits(1):
+            assert fl.show_config(file=open(os.devnull, "w"))["default_threads"] == 1
+        with threadpool_limits(2):
+            assert fl.show_config(file=open(os.devnull, "w"))["default_threads"] == 2
+        assert (fl.show_config(file=open(os.devnull, "w"))["default_threads"]
+                == cfg["default_threads"])
+        print("OK", gomp[0]["filepath"], flush=True)
+    """)
+    assert rc == 0, out
+
+
+@pytest.mark.skipif(not _portable_openmp(), reason="only portable Linux builds open libgomp "
+                    "at run time (others link it)")
+def test_portable_build_without_libgomp_imports_and_reads_omp_num_threads(tmp_path):
+    """A system without a usable libgomp.so.1 (an empty library first on the search path):
+    the portable build still imports and runs; OMP_NUM_THREADS sets the default."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to make the empty library")
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / "empty.c").write_text("int fastloss_test_nothing;\n")
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(libs / "libgomp.so.1"),
+                    str(libs / "empty.c")], check=True, capture_output=True)
+    rc, out = run_isolated("""
+        import os
+        import numpy as np
+        cfg = fl.show_config(file=open(os.devnull, "w"))
+        assert cfg["openmp_runtime"] == "none", cfg["openmp_runtime"]
+        assert cfg["default_threads"] == 1, cfg["default_threads"]
+        y = np.linspace(0, 1, 100_000)
+        same("threads", fl.MeanSquaredError(n_threads=2)(y, y[::-1]),
+             fl.MeanSquaredError(n_threads=1)(y, y[::-1]))
+    """, env={"LD_LIBRARY_PATH": str(libs), "OMP_NUM_THREADS": "1"})
+    assert rc == 0, out
