@@ -57,11 +57,12 @@ def test_sdist_carries_the_sources_tests_and_bench(sdist):
     for needed in ("setup.py", "pyproject.toml", "README.md", "LICENSE",
                    "fastloss/_ext_baseline.pyx", "fastloss/_entry.pyx", "fastloss/_kernels.pxi",
                    "fastloss/_simd_math.h", "fastloss/_threads.h", "fastloss/_mvec_shim.c",
+                   "fastloss/_omp_shim.c",
                    "fastloss/_glibc_compat.h", "bench/__main__.py", "tests/conftest.py",
                    ".ci/run", ".ci/wheel_check.py"):
         assert needed in members, f"the sdist lacks {needed}"
     generated = sorted(m for m in members if m.endswith((".c", ".so", ".pyd"))
-                       and m != "fastloss/_mvec_shim.c")
+                       and m not in ("fastloss/_mvec_shim.c", "fastloss/_omp_shim.c"))
     assert not generated, f"the sdist carries generated files: {generated}"
     assert not any(m.startswith("build/") for m in members), "the sdist carries build/"
 
