@@ -282,8 +282,6 @@ build_info = {
     "python": sys.version.split()[0],
     "numpy_build": np.__version__,
 }
-# Builds with other switches (serial, sanitizers, native) get their own build folders, so
-# their objects are never linked into this one and nothing has to be rebuilt by force.
 # ---- portable (release) builds and glibc's vector math ----
 linux_gcc_x86 = (sys.platform.startswith("linux") and "gcc" in (sysconfig.get_config_var("CC") or "gcc")
                  and platform.machine().lower() in ("x86_64", "amd64"))
@@ -312,6 +310,8 @@ if portable:
         link_portable = ["-Wl,-x"]
 elif shim_sources:
     link_portable = ["-ldl"]
+# Builds with other switches (serial, sanitizers, native) get their own build folders, so
+# their objects are never linked into this one and nothing has to be rebuilt by force.
 tag = hashlib.sha1(json.dumps([base_flags, variants, link_san, shim_macros, omp_link,
                                link_portable]).encode()).hexdigest()[:10]
 common = dict(
@@ -322,13 +322,30 @@ common = dict(
     extra_link_args=omp_link + link_san + link_portable,
     libraries=["m"] if os.name != "nt" else [],
 )
-extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"] + shim_sources,
+
+
+def shims(module):
+    """The C shims for one module, as a file of its own: each module compiles them with its
+    own instruction-set flags, into an object of its own (a shared object path would be
+    compiled by several extensions at once, with different flags)."""
+    if not shim_sources:
+        return []
+    os.makedirs(CYTHON_OUT, exist_ok=True)
+    path = os.path.join(CYTHON_OUT, f"_shims_{module}.c")
+    text = "".join(f'#include "{os.path.basename(f)}"\n' for f in shim_sources)
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return [path]
+
+
+extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"] + shims("entry"),
                         extra_compile_args=base_flags, **common)]
 for isa, isa_flags in variants.items():
     module = "baseline" if isa == "native" else isa
     ext_common = dict(common, define_macros=common["define_macros"] + [("FL_ISA", f'"{isa}"')])
     extensions.append(Extension(f"fastloss._ext_{module}",
-                                [f"fastloss/_ext_{module}.pyx"] + shim_sources,
+                                [f"fastloss/_ext_{module}.pyx"] + shims(module),
                                 extra_compile_args=base_flags + isa_flags, **ext_common))
 
 write_kernel_registry(CYTHON_OUT)
