@@ -45,14 +45,17 @@ extern float expm1f(float);
 /* Older glibc targets: _mvec_shim.c's vector variants bind libmvec's at run time where the
  * running glibc has them (one scalar call per lane where it does not). */
 #define FL_VM_LOG1P 2
+/* const: as the libm builtins under -fno-math-errno; gcc vectorizes no loop around a call
+ * that might write memory. */
+#define FL_SHIM_FN __attribute__((const, nothrow, visibility("hidden")))
 #pragma omp declare simd notinbranch
-extern double fl_log1p(double);
+extern double fl_log1p(double) FL_SHIM_FN;
 #pragma omp declare simd notinbranch
-extern float fl_log1pf(float);
+extern float fl_log1pf(float) FL_SHIM_FN;
 #pragma omp declare simd notinbranch
-extern double fl_expm1(double);
+extern double fl_expm1(double) FL_SHIM_FN;
 #pragma omp declare simd notinbranch
-extern float fl_expm1f(float);
+extern float fl_expm1f(float) FL_SHIM_FN;
 extern int fl_mvec_shim_resolved(void);
 #define log1p fl_log1p
 #define log1pf fl_log1pf
