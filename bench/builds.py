@@ -58,8 +58,9 @@ print(json.dumps(out))
 """
 
 
-def sample(path, args):
+def sample(path, args, extra=()):
     env = dict(os.environ, PYTHONPATH=path)
+    env.update(kv.split("=", 1) for kv in extra)
     r = subprocess.run([sys.executable, "-c", WORKER, str(args.n), str(args.threads),
                         str(args.inner), args.dtype], capture_output=True, text=True, env=env,
                        cwd=path, timeout=600)
@@ -89,11 +90,15 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=7)
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--json", help="also write the samples here")
+    ap.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for build B's workers only (e.g. "
+                         "FASTLOSS_LIBMVEC_RUNTIME=0: what a glibc < 2.35 runs)")
     args = ap.parse_args(argv)
     runs = {"A": [], "B": []}
     for _ in range(args.samples):
         for key, path in (("A", args.a), ("B", args.b)):
-            runs[key].append(sample(os.path.abspath(path), args))
+            runs[key].append(sample(os.path.abspath(path), args,
+                                    args.b_env if key == "B" else ()))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"fastloss builds compared: loss_gradient, gradient_out preallocated, n = {args.n:,} "
           f"{args.dtype} elements, {args.threads} thread(s), median of {args.inner} calls per "
@@ -103,7 +108,8 @@ def main(argv=None):
         c = runs[key][0]["_config"]
         kind = ("portable" if c["portable_build"] else "native" if c["native_build"] else "local")
         vm = ", ".join(f"{k}: {v}" for k, v in c["vector_math"].items())
-        print(f"  {key}: {kind} build, {runs[key][0]['_file']}\n     active_isa={c['active_isa']}"
+        env = " ".join(args.b_env) if key == "B" and args.b_env else ""
+        print(f"  {key}: {kind} build, {runs[key][0]['_file']} {env}\n     active_isa={c['active_isa']}"
               f" openmp={c['openmp']} exp_inline={c['exp_inline']}; vector math: {vm}")
     names = [k for k in runs["A"][0] if not k.startswith("_")]
     print(f"  {'workload':<18} {'A (ms)':>9} {'B (ms)':>9} {'B/A':>6}  per-sample B/A")
