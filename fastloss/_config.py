@@ -21,7 +21,7 @@ def _load_error(exc: ImportError) -> ImportError:
     msg = str(exc)
     if any(s in msg for s in ("libgomp", "omp_", "GOMP_", "OMP_")):
         hint = ("fastloss uses the system's GNU OpenMP runtime (libgomp.so.1, shared with "
-                "LightGBM and XGBoost), which is missing or broken here: install it "
+                "LightGBM), which is missing or broken here: install it "
                 "(Debian/Ubuntu: apt-get install libgomp1; Fedora/RHEL: dnf install libgomp; "
                 "Alpine: apk add libgomp), or build a serial fastloss from source with "
                 "FASTLOSS_OPENMP=0.")

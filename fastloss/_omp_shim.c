@@ -4,7 +4,7 @@
  * count (omp_get_max_threads: OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl's limits).
  * Linking libgomp would make the wheel depend on a library that manylinux does not allow
  * (auditwheel would graft a private copy: a second runtime, with its own spinning threads,
- * beside the system one LightGBM and XGBoost use). Opening "libgomp.so.1" here instead gives
+ * beside the system one LightGBM uses). Opening "libgomp.so.1" here instead gives
  * the system's copy, and the one already loaded when a neighbour loaded it first (the dynamic
  * loader shares a library by name), so threadpoolctl sees and limits it. Without libgomp the
  * module still loads: OMP_NUM_THREADS (its first value), else the CPU count. */

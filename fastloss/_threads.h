@@ -34,7 +34,7 @@ typedef void (*fl_team_fn)(void* ctx, int worker);
 #endif
 
 /* Portable Linux builds (FASTLOSS_PORTABLE=1) link no OpenMP runtime: _omp_shim.c opens the
- * system's libgomp.so.1 when the module loads (the very copy LightGBM and XGBoost use, if
+ * system's libgomp.so.1 when the module loads (the very copy LightGBM uses, if
  * they loaded it first) and asks it for these two; without one, OMP_NUM_THREADS and the CPU
  * count. Nothing else of OpenMP's runtime is used where the team (FL_POOL) runs. */
 #if FL_OPENMP && defined(FL_OMP_RUNTIME_DLOPEN)
