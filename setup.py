@@ -16,6 +16,9 @@ Environment switches (all optional):
   FASTLOSS_NATIVE=1    only one kernel module, compiled with -march=native (not portable)
   FASTLOSS_OPENMP=0    serial build without OpenMP (also automatic when the compiler lacks it)
   FASTLOSS_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer debug build (-O1 -g)
+  FASTLOSS_PORTABLE=1  a release (manylinux_2_28) build: glibc symbols no newer than 2.28
+                       (_glibc_compat.h), libmvec's 2.35 functions bound at run time
+                       (_mvec_shim.c), stripped, no build-machine RUNPATH; see README "Packaging"
 """
 import glob
 import hashlib
@@ -32,6 +35,7 @@ import warnings
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "fastloss")
@@ -237,6 +241,7 @@ def write_kernel_registry(out_dir):
 
 OMP_TEST = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 0;}\n"
 native = _flag("FASTLOSS_NATIVE")
+portable = _flag("FASTLOSS_PORTABLE")
 sanitize = _flag("FASTLOSS_SANITIZE")
 want_openmp = os.environ.get("FASTLOSS_OPENMP", "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -272,39 +277,104 @@ build_info = {
     "openmp": openmp,
     "native": native,
     "sanitize": sanitize,
+    "portable": portable,
     "cflags": " ".join(base_flags),
     "compiler": (sysconfig.get_config_var("CC") or "cc"),
     "python": sys.version.split()[0],
     "numpy_build": np.__version__,
 }
+# ---- portable (release) builds and glibc's vector math ----
+linux_gcc_x86 = (sys.platform.startswith("linux") and "gcc" in (sysconfig.get_config_var("CC") or "gcc")
+                 and platform.machine().lower() in ("x86_64", "amd64"))
+shim_sources, shim_macros, link_portable = [], [], []
+omp_link = ["-fopenmp"] if openmp else []
+if linux_gcc_x86 and not sanitize:
+    # Vector log1p/expm1 (glibc >= 2.35 only) bound at run time where the build targets an
+    # older glibc (portable builds, older systems): see _mvec_shim.c and _simd_math.h.
+    shim_sources, shim_macros = ["fastloss/_mvec_shim.c"], [("FL_MVEC_SHIM", "1")]
+if portable:
+    if native or sanitize:
+        raise SystemExit("FASTLOSS_PORTABLE=1 cannot be combined with FASTLOSS_NATIVE or "
+                         "FASTLOSS_SANITIZE")
+    shim_macros.append(("FL_PORTABLE", "1"))
+    if sys.platform.startswith("linux") and openmp:
+        # No OpenMP runtime linked: libgomp.so.1 is opened at load time (_omp_shim.c).
+        shim_sources = shim_sources + ["fastloss/_omp_shim.c"]
+        shim_macros.append(("FL_OMP_RUNTIME_DLOPEN", "1"))
+        omp_link = ["-pthread"]
+    if sys.platform.startswith("linux"):
+        base_flags += ["-include", os.path.join(SRC, "_glibc_compat.h")]
+        # Strip symbols; libpthread/libdl named so that glibc < 2.34 finds the functions there.
+        link_portable = ["-Wl,--strip-all", "-Wl,--no-as-needed", "-l:libpthread.so.0",
+                         "-l:libdl.so.2"]
+    elif sys.platform == "darwin":
+        link_portable = ["-Wl,-x"]
+elif shim_sources:
+    link_portable = ["-ldl"]
 # Builds with other switches (serial, sanitizers, native) get their own build folders, so
 # their objects are never linked into this one and nothing has to be rebuilt by force.
-tag = hashlib.sha1(json.dumps([base_flags, variants, link_san]).encode()).hexdigest()[:10]
+tag = hashlib.sha1(json.dumps([base_flags, variants, link_san, shim_macros, omp_link,
+                               link_portable]).encode()).hexdigest()[:10]
 common = dict(
     include_dirs=[np.get_include(), "fastloss"],
     # The build's description, compiled in as a C string: build_info() returns it.
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                   ("FL_BUILD_INFO", json.dumps(json.dumps(build_info)))],
-    extra_link_args=(["-fopenmp"] if openmp else []) + link_san,
+                   ("FL_BUILD_INFO", json.dumps(json.dumps(build_info)))] + shim_macros,
+    extra_link_args=omp_link + link_san + link_portable,
     libraries=["m"] if os.name != "nt" else [],
     # The C headers the kernels include: an edit there rebuilds the modules (the generated
     # .c files do not change, so nothing else would notice).
     depends=sorted(glob.glob(os.path.join("fastloss", "*.h"))),
 )
-extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"],
+
+
+def shims(module):
+    """The C shims for one module, as a file of its own: each module compiles them with its
+    own instruction-set flags, into an object of its own (a shared object path would be
+    compiled by several extensions at once, with different flags)."""
+    if not shim_sources:
+        return []
+    os.makedirs(CYTHON_OUT, exist_ok=True)
+    path = os.path.join(CYTHON_OUT, f"_shims_{module}.c")
+    text = "".join(f'#include "{os.path.basename(f)}"\n' for f in shim_sources)
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return [path]
+
+
+extensions = [Extension("fastloss._entry", ["fastloss/_entry.pyx"] + shims("entry"),
                         extra_compile_args=base_flags, **common)]
 for isa, isa_flags in variants.items():
     module = "baseline" if isa == "native" else isa
     ext_common = dict(common, define_macros=common["define_macros"] + [("FL_ISA", f'"{isa}"')])
-    extensions.append(Extension(f"fastloss._ext_{module}", [f"fastloss/_ext_{module}.pyx"],
+    extensions.append(Extension(f"fastloss._ext_{module}",
+                                [f"fastloss/_ext_{module}.pyx"] + shims(module),
                                 extra_compile_args=base_flags + isa_flags, **ext_common))
 
 write_kernel_registry(CYTHON_OUT)
+# sdist and metadata commands compile nothing: they skip the (minutes long) cythonization.
+_commands = {a for a in sys.argv[1:] if not a.startswith("-")}
+metadata_only = bool(_commands & {"sdist", "egg_info", "dist_info"}) and not (
+    _commands & {"build", "build_ext", "bdist_wheel", "bdist", "install", "develop",
+                 "editable_wheel"})
+
+class BuildExt(build_ext):
+    """Portable builds drop the interpreter's own link flags that name this machine's paths
+    (pyenv/conda put -Wl,-rpath,<prefix>/lib into LDSHARED): the wheel gets no RUNPATH."""
+
+    def build_extensions(self):
+        if portable and self.compiler.compiler_type == "unix":
+            self.compiler.linker_so = [a for a in self.compiler.linker_so
+                                       if not a.startswith(("-Wl,-rpath", "-Wl,-R"))]
+        super().build_extensions()
+
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     options={"build": {"build_base": os.path.join("build", tag)},
              "build_ext": {"parallel": os.cpu_count() or 1}},
-    ext_modules=cythonize(
+    ext_modules=extensions if metadata_only else cythonize(
         extensions,
         build_dir=CYTHON_OUT,
         include_path=[CYTHON_OUT, "fastloss"],

@@ -77,7 +77,7 @@ def conditions(threads_used, dtypes, mode: str, argv) -> dict:
         "platform": platform.platform(),
         "loadavg_at_start": _loadavg(),
         "versions": versions,
-        "fastloss_config": {k: (v if isinstance(v, (int, float, str, bool, type(None)))
+        "fastloss_config": {k: (v if isinstance(v, (int, float, str, bool, type(None), dict))
                                 else list(v)) for k, v in cfg.items()},
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "FASTLOSS_ISA",
                                            "FASTLOSS_BENCH_DISABLE") if k in os.environ},
@@ -88,6 +88,16 @@ def conditions(threads_used, dtypes, mode: str, argv) -> dict:
         except Exception:
             pass
     return out
+
+
+def _build_kind(cfg: dict) -> str:
+    """'portable' (a release wheel's build), 'native' (-march=native) or 'local'; and how
+    log1p/expm1 are vectorized where they are not plain libmvec."""
+    kind = ("portable" if cfg.get("portable_build") else
+            "native" if cfg.get("native_build") else "local")
+    vm = cfg.get("vector_math") or {}
+    odd = sorted({v for k, v in vm.items() if v != "libmvec"})
+    return kind + (f" (log1p/expm1: {', '.join(odd)})" if odd else "")
 
 
 def header(c: dict) -> str:
@@ -105,7 +115,7 @@ def header(c: dict) -> str:
         f"matplotlib {v['matplotlib'] or '-'}",
         f"  fastloss  : {v['fastloss']}  active_isa={cfg.get('active_isa')}  "
         f"openmp={cfg.get('openmp')}  default_threads={cfg.get('default_threads')}  "
-        f"libmvec={cfg.get('vector_math_libmvec')}",
+        f"libmvec={cfg.get('vector_math_libmvec')}  build={_build_kind(cfg)}",
         f"  cflags    : {cfg.get('cflags')}",
     ]
     load = c.get("loadavg_at_start")

@@ -6,9 +6,10 @@ from typing import ClassVar, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
+# _config first: it loads the compiled modules, or says why they do not load.
+from fastloss._config import ext  # noqa: F401  (selects the kernels _entry runs on)
 from fastloss import _entry
 from fastloss import _validation as _v
-from fastloss._config import ext  # noqa: F401  (selects the kernels _entry runs on)
 
 _run = _entry.run
 # Bit flags understood by the kernels (see WANT_* in _jobs.pxi).

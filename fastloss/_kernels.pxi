@@ -38,10 +38,19 @@ _table.run_team = fl_team_run
 table = PyCapsule_New(<void*>&_table, b"fastloss.KernelTable", NULL)
 
 
+# How vectorized loops compute each function (see fl_vm_kind in _simd_math.h).
+_VM_KINDS = ("scalar libm", "libmvec", "libmvec, bound at run time")
+
+
 def build_info():
     """What this kernel module was compiled with."""
     return {"isa": FL_ISA.decode(), "openmp": bool(FL_OPENMP), "libmvec": bool(FL_HAVE_LIBMVEC),
             "default_threads": fl_max_threads(), "cpus": fl_cpu_count(),
+            "vector_math": {name: _VM_KINDS[fl_vm_kind(i)]
+                            for i, name in enumerate(("exp", "log", "log1p", "expm1"))},
+            "exp_inline": bool(FL_EXP_INLINE),
+            "openmp_runtime": ("none", "linked", "libgomp.so.1, loaded at run time")[
+                fl_omp_runtime()],
             "threads": "fastloss team (pthreads)" if FL_POOL else
                        ("OpenMP parallel region" if FL_OPENMP else "none (serial build)")}
 

@@ -11,6 +11,16 @@
 #include <math.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+/* Each function is declared a vector function only for a glibc whose libmvec has it, so the
+ * modules never need a newer glibc than the one they are built for: the build's own, or at
+ * most 2.28 for a portable (manylinux_2_28) build, FASTLOSS_PORTABLE=1. */
+#ifdef FL_PORTABLE
+#define FL_GLIBC_LINKS(maj, min) (__GLIBC_PREREQ(maj, min) && (maj) == 2 && (min) <= 28)
+#else
+#define FL_GLIBC_LINKS(maj, min) __GLIBC_PREREQ(maj, min)
+#endif
+#if FL_GLIBC_LINKS(2, 22)
+/* libmvec's first functions (glibc 2.22): exp and log. */
 #pragma omp declare simd notinbranch
 extern double exp(double);
 #pragma omp declare simd notinbranch
@@ -19,21 +29,60 @@ extern float expf(float);
 extern double log(double);
 #pragma omp declare simd notinbranch
 extern float logf(float);
+#define FL_HAVE_LIBMVEC 1
+#if FL_GLIBC_LINKS(2, 35)
+/* log1p and expm1 joined libmvec in glibc 2.35. */
+#define FL_VM_LOG1P 1
 #pragma omp declare simd notinbranch
 extern double log1p(double);
 #pragma omp declare simd notinbranch
 extern float log1pf(float);
-/* libmvec has vector expm1 from glibc 2.35 on; older ones keep the scalar function. */
-#if __GLIBC_PREREQ(2, 35)
 #pragma omp declare simd notinbranch
 extern double expm1(double);
 #pragma omp declare simd notinbranch
 extern float expm1f(float);
+#elif defined(FL_MVEC_SHIM)
+/* Older glibc targets: _mvec_shim.c's vector variants bind libmvec's at run time where the
+ * running glibc has them (one scalar call per lane where it does not). */
+#define FL_VM_LOG1P 2
+/* const: as the libm builtins under -fno-math-errno; gcc vectorizes no loop around a call
+ * that might write memory. */
+#define FL_SHIM_FN __attribute__((const, nothrow, visibility("hidden")))
+#pragma omp declare simd notinbranch
+extern double fl_log1p(double) FL_SHIM_FN;
+#pragma omp declare simd notinbranch
+extern float fl_log1pf(float) FL_SHIM_FN;
+#pragma omp declare simd notinbranch
+extern double fl_expm1(double) FL_SHIM_FN;
+#pragma omp declare simd notinbranch
+extern float fl_expm1f(float) FL_SHIM_FN;
+extern int fl_mvec_shim_resolved(void);
+#define log1p fl_log1p
+#define log1pf fl_log1pf
+#define expm1 fl_expm1
+#define expm1f fl_expm1f
+#else
+#define FL_VM_LOG1P 0
 #endif
-#define FL_HAVE_LIBMVEC 1
 #else
 #define FL_HAVE_LIBMVEC 0
+#define FL_VM_LOG1P 0
 #endif
+#else
+#define FL_HAVE_LIBMVEC 0
+#define FL_VM_LOG1P 0
+#endif
+
+/* How vectorized loops compute function `which` (0 exp, 1 log, 2 log1p, 3 expm1): 0 scalar
+ * libm calls, 1 libmvec (linked), 2 libmvec bound at run time by _mvec_shim.c. */
+static inline int fl_vm_kind(int which) {
+    if (which < 2) return FL_HAVE_LIBMVEC;
+#if FL_VM_LOG1P == 2
+    return (fl_mvec_shim_resolved() >> (which - 2)) & 1 ? 2 : 0;
+#else
+    return FL_VM_LOG1P;
+#endif
+}
 
 /* x * y + z rounded once where the target has FMA instructions (where gcc would otherwise
  * contract some x * y + z and not others), else as written (nothing is contracted there).
@@ -140,8 +189,13 @@ static inline float fl_expf_inline(float x) { return expf(x); }
 
 /* A hint to fetch the cache line holding p (never faults). Compute-bound loops (exp, log)
  * ask for data too slowly for the hardware prefetcher to keep ahead of them. */
+#if defined(__GNUC__) || defined(__clang__)
 static inline void fl_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 static inline void fl_prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
+#else   /* MSVC: no hint */
+static inline void fl_prefetch(const void* p) { (void)p; }
+static inline void fl_prefetch_write(const void* p) { (void)p; }
+#endif
 
 /* Threads: the team, the default count and its cap. */
 #include "_threads.h"

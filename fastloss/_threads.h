@@ -33,6 +33,29 @@ typedef void (*fl_team_fn)(void* ctx, int worker);
 #define FL_OPENMP 0
 #endif
 
+/* Portable Linux builds (FASTLOSS_PORTABLE=1) link no OpenMP runtime: _omp_shim.c opens the
+ * system's libgomp.so.1 when the module loads (the very copy LightGBM uses, if
+ * they loaded it first) and asks it for these two; without one, OMP_NUM_THREADS and the CPU
+ * count. Nothing else of OpenMP's runtime is used where the team (FL_POOL) runs. */
+#if FL_OPENMP && defined(FL_OMP_RUNTIME_DLOPEN)
+extern int fl_omp_get_max_threads(void);
+extern int fl_omp_get_num_procs(void);
+extern int fl_omp_shim_bound(void);
+#define omp_get_max_threads fl_omp_get_max_threads
+#define omp_get_num_procs fl_omp_get_num_procs
+#endif
+
+/* 0: no OpenMP runtime (serial build, or none found), 1: linked, 2: loaded at run time. */
+static inline int fl_omp_runtime(void) {
+#if FL_OPENMP && defined(FL_OMP_RUNTIME_DLOPEN)
+    return fl_omp_shim_bound() ? 2 : 0;
+#elif FL_OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <sched.h>
 #include <unistd.h>

@@ -19,6 +19,8 @@ cdef extern from "_simd_math.h" nogil:
     float fl_expf_inline(float)
     void fl_prefetch(const void*)
     void fl_prefetch_write(const void*)
+    int fl_vm_kind(int which)
+    int fl_omp_runtime()
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:
