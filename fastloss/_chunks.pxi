@@ -39,7 +39,8 @@ def spec_info(Spec spec):
     """What fastloss.dask needs to know of a loss's kernel to plan its graph."""
     return {"family": spec.family, "labels": spec.labels, "dense": spec.dense,
             "has_ignore": spec.has_ignore, "class_weight": spec.cw64 is not None,
-            "rows_mean": spec.rows_mean, "column": spec.column64 is not None}
+            "rows_mean": spec.rows_mean, "column": spec.column64 is not None,
+            "loss_name": spec.loss_name}
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t offset, Py_ssize_t n, Py_ssize_t size) noexcept:
