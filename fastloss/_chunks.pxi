@@ -127,12 +127,13 @@ def chunk_elementwise(Spec spec, y_true, y_pred, sample_weight, int wanted, int 
         job.columns = cnp.PyArray_DATA(col)
     if sample_weight is not None:
         w = _cast(sample_weight, typ, dtype, "sample_weight", None).reshape(-1)
-        if cnp.PyArray_SIZE(w) != (n // row_len if w_per_row else n):
+        if cnp.PyArray_SIZE(w) != ((n // row_len if row_len > 0 else 0) if w_per_row else n):
             _v.shape_error("sample_weight", w, (n,), per_row=True)
         job.w = cnp.PyArray_DATA(w)
         job.w_per_row = w_per_row
         if check_weights:
-            chunk_weights(sample_weight, dtype, offset // row_len if w_per_row else offset,
+            chunk_weights(sample_weight, dtype,
+                          (offset // row_len if row_len > 0 else 0) if w_per_row else offset,
                           shape[:1] if w_per_row else shape)
     if typ == cnp.NPY_FLOAT and spec.f32_overflow is not None:
         _v.param_overflows_float32(*spec.f32_overflow)

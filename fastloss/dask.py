@@ -139,6 +139,11 @@ def _pick(result, i):
     return result[i]
 
 
+def _parts_of(result):
+    # only the partials (and an error) travel to the reduction, never the chunk's outputs
+    return result[-2], result[-1]
+
+
 def _piece(x, lo, hi, how, row_len):
     """The sliver [lo, hi) of a chunk: rows, flat elements, or per-row weights of elements."""
     if how == "rows":
@@ -444,7 +449,8 @@ class DaskLoss:
         den, den_arr = float(n), None
         if w is not None and red == _MEAN:
             wshape = shape[:1] if w_per_row else (shape if shape else (1,))
-            wbounds = [(a // row_len, b // row_len) for a, b in bounds] if w_per_row else bounds
+            wbounds = [(int(a), int(b)) for a, b in zip(rows[:-1], rows[1:])] if w_per_row \
+                else bounds
             wplan = _Blocks(wbounds, BLOCK, int(np.prod(wshape)))
             dname = "fastloss-normalizer-" + tok
             dsk = {(dname + "-w", i): (_weights_chunk, wk[i], dtype, a, wshape)
@@ -488,7 +494,10 @@ class DaskLoss:
             for g, per in zip(plan.straddle, sl):
                 vdsk[(vname + "-sliver", g)] = (_ew_sliver, loss, g * BLOCK,
                                                 shape if shape else (1,), *per)
-            vdsk[(vname,)] = (_ew_value, red, den_key, plan, [(cname, i) for i in range(len(bounds))],
+            for i in range(len(bounds)):
+                vdsk[(vname + "-parts", i)] = (_parts_of, (cname, i))
+            vdsk[(vname,)] = (_ew_value, red, den_key, plan,
+                              [(vname + "-parts", i) for i in range(len(bounds))],
                               [(vname + "-sliver", g) for g in plan.straddle])
             outs.insert(0, _array(vdsk, vname, deps, (), np.float64, 0))
         return outs[0] if len(outs) == 1 else tuple(outs)
@@ -581,7 +590,10 @@ class DaskLoss:
             srcs = [(tk, "rows", 1), (pk, "rows", 1), None if wk is None else (wk, "rows", 1)]
             for g, per in zip(plan.straddle, _slivers(vdsk, vname, plan, srcs)):
                 vdsk[(vname + "-sliver", g)] = (_rw_sliver, loss, g * plan.size, n, *per)
-            vdsk[(vname,)] = (_rw_value, red, plan, [(cname, i) for i in range(len(bounds))],
+            for i in range(len(bounds)):
+                vdsk[(vname + "-parts", i)] = (_parts_of, (cname, i))
+            vdsk[(vname,)] = (_rw_value, red, plan,
+                              [(vname + "-parts", i) for i in range(len(bounds))],
                               [(vname + "-sliver", g) for g in plan.straddle], overflow)
             outs.insert(0, _array(vdsk, vname, deps, (), np.float64, 0))
         return outs[0] if len(outs) == 1 else tuple(outs)
