@@ -24,7 +24,8 @@ methods, taking ``dask.array`` inputs (or NumPy arrays, which are chunked like `
   global index it already computes (2,048 elements, or the rows of about 2,048 row-wise
   elements), the few blocks that straddle two chunks are recomputed from their slivers (the
   slivers move, never the chunks), and all partials are summed in block order, as the
-  in-memory call does. Dask's own ``sum`` depends on the chunking.
+  in-memory call does. Dask's own ``sum`` depends on the chunking. (Workers must run the
+  same fastloss build and kernel variant: pin one with ``FASTLOSS_ISA`` on mixed CPUs.)
 * The gradient of a mean depends on its normalizer (the sum of the weights, or of the class
   weights of the labels): it is computed first, as a reduction of its own, and the chunks'
   gradient calls wait for it.
