@@ -41,13 +41,25 @@ CASES = {
 }
 
 
-def _median_ms(fn, repeat):
+def _median_ms(fn, repeat, cleanup=None):
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        if cleanup is not None:
+            cleanup()
     return statistics.median(times) * 1e3, min(times) * 1e3
+
+
+def _forget(client, kept):
+    """Untimed, between samples: wait until the scheduler has dropped the last sample's
+    results (the next sample has the same keys, and must not find them computed)."""
+    def n_tasks(dask_scheduler):
+        return len(dask_scheduler.tasks)
+    deadline = time.time() + 30
+    while client.run_on_scheduler(n_tasks) > kept and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def _cpu_model():
@@ -104,26 +116,33 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
             def in_memory_alloc():
                 return loss.loss_gradient(tn, pn)
 
+            kept = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
             def on_cluster(build):
                 def go():
                     v, g = build()
                     v, g = client.persist([v, g])
                     distributed.wait([v, g])
                     value = v.compute()
-                    del g
+                    client.cancel([v, g])
                     return value
                 return go
+
+            def forget():
+                _forget(client, kept)
 
             ours = on_cluster(lambda: fld.wrap(loss).loss_gradient(t, p))
             theirs = on_cluster(lambda: expr(t, p))
             want = in_memory()[0]
             got = ours()
+            forget()
             theirs()                                     # warm both once
+            forget()
             identical = float(got) == want
             t_mem, t_mem_min = _median_ms(in_memory, repeat)
             t_alloc, _ = _median_ms(in_memory_alloc, repeat)
-            t_ours, t_ours_min = _median_ms(ours, repeat)
-            t_theirs, _ = _median_ms(theirs, repeat)
+            t_ours, t_ours_min = _median_ms(ours, repeat, forget)
+            t_theirs, _ = _median_ms(theirs, repeat, forget)
             del pn, tn, buf
             client.cancel([p, t])
             rows.append({"loss": name, "in_memory_ms": t_mem, "in_memory_alloc_ms": t_alloc,
@@ -136,13 +155,21 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
         distributed.wait(x)
         mse = fld.MeanSquaredError()
 
+        kept = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
         def tiny():
             v, g = client.persist(list(mse.loss_gradient(x, x)))
             distributed.wait([v, g])
-            return v.compute()
+            value = v.compute()
+            client.cancel([v, g])
+            return value
+
+        def forget_tiny():
+            _forget(client, kept)
 
         tiny()
-        t_tiny, _ = _median_ms(tiny, repeat)
+        forget_tiny()
+        t_tiny, _ = _median_ms(tiny, repeat, forget_tiny)
         per_chunk_ms = t_tiny / small_chunks
     finally:
         client.close()
