@@ -67,6 +67,15 @@ def parse_args(argv):
     mode.add_argument("--gbdt", action="store_true",
                       help="the GBDT rows only: fastloss.gbdt's objectives for XGBoost and "
                            "LightGBM against NumPy and hand-made ones (about a minute)")
+    mode.add_argument("--dask", action="store_true",
+                      help="the dask rows only: fastloss.dask's loss_gradient on a LocalCluster "
+                           "against the in-memory call and plain dask.array expressions "
+                           "(10^8 float64 elements in chunks of 10^7 unless --sizes/--chunk; "
+                           "needs fastloss[dask]; about a minute)")
+    p.add_argument("--chunk", type=_size, metavar="N",
+                   help="--dask: elements per chunk (default 1e7)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="--dask: worker processes of the LocalCluster (default 2)")
     p.add_argument("--loss", action="append", metavar="NAME",
                    help="only these losses (repeatable or comma-separated), by registry "
                         f"name, class name or short alias: {choices()}")
@@ -115,6 +124,16 @@ def parse_args(argv):
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse_args(argv)
+    if a.dask:
+        from bench import dask_bench
+        names = [x for x in a.losses if x in dask_bench.CASES] if a.loss else None
+        if a.loss and not names:
+            print(f"bench: error: --dask runs {', '.join(dask_bench.CASES)}", file=sys.stderr)
+            return 2
+        dask_bench.run(n=a.size_list[0] if a.size_list else 10**8, chunk=a.chunk or 10**7,
+                       workers=max(1, a.workers), repeat=a.repeat or 3, losses=names,
+                       out_dir=a.out)
+        return 0
     if a.gbdt:
         from bench import gbdt
         gbdt.run(threads=max(a.thread_list) if a.thread_list else None)

@@ -172,7 +172,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
             else:
                 # The column parameter cycles with the last axis: copy it in by runs.
                 i = 0
-                k0 = s0 % job.ncol
+                k0 = (job.offset + s0) % job.ncol
                 while i < n:
                     seg = min(n - i, job.ncol - k0)
                     for j in range(seg):
@@ -190,7 +190,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
                     bad = ew_invalid(L, t[s0 + i], p[s0 + i])
                     if bad:
                         out[0] = 0
-                        return bad_element(s0 + i, bad)
+                        return bad_element(job.offset + s0 + i, bad)
         # With weights, 1/sum(w) is applied as w_i * (1/sum(w)) in ew_weigh: that product is
         # at most 1, so a finite weighted-mean gradient never overflows on the way.
         if ew_padded_loop(L):
@@ -233,14 +233,17 @@ cdef struct EwTeam:
 cdef void ew_team_work(ew_loss L, floating dtype_tag, EwTeam* team) noexcept nogil:
     """Claim blocks until none are left; each block's partial and first bad index go to its slot."""
     cdef long long b, b0, count
-    cdef Py_ssize_t n = team.job.n
+    cdef Py_ssize_t n = team.job.n, start
+    # Blocks are fixed on the global index (job.offset: a dask chunk's place in the array).
+    cdef Py_ssize_t first = team.job.offset - team.job.offset % EW_BLOCK
     while True:
         b0 = fl_claim(&team.next, team.nb, team.grain, team.nt, &count)
         if count == 0:
             return
         for b in range(b0, b0 + count):
-            team.P.bad[b] = ew_block(L, dtype_tag, team.job, b * EW_BLOCK,
-                                     min(n, (b + 1) * EW_BLOCK), &team.P.num[b])
+            start = first + b * EW_BLOCK - team.job.offset
+            team.P.bad[b] = ew_block(L, dtype_tag, team.job, max(0, start),
+                                     min(n, start + EW_BLOCK), &team.P.num[b])
 
 
 cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* job, int n_threads,
@@ -249,8 +252,9 @@ cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* job, int n_th
     cdef Partials P
     cdef EwTeam team
     cdef double unused
+    cdef long long b
     cdef int nt = n_threads_for(n_threads, job.n, ew_min_work(L))
-    team.nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    team.nb = (job.offset % EW_BLOCK + job.n + EW_BLOCK - 1) // EW_BLOCK if job.n > 0 else 0
     if partials_init(&P, team.nb):
         return NOMEM
     team.job = job
@@ -265,4 +269,7 @@ cdef Py_ssize_t ew_run(ew_loss L, floating dtype_tag, const EwJob* job, int n_th
         ew_team_work(L, dtype_tag, &team)
     else:
         fl_team_run(nt, ew_team_entry, &team)
+    if job.parts != NULL:
+        for b in range(team.nb):
+            job.parts[b] = P.num[b]
     return partials_finish(&P, loss_sum, &unused)

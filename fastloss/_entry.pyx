@@ -356,6 +356,8 @@ def run(Spec spec, y_true, y_pred, sample_weight, reduction, loss_out, gradient_
     job.columns = NULL
     job.params = PyBytes_AS_STRING(spec.params)
     job.col_scalar = spec.column_scalar
+    job.offset = 0
+    job.parts = NULL
     if spec.column64 is not None:
         col = spec.column64 if typ == cnp.NPY_DOUBLE else spec.column32
         if nd == 0 or cnp.PyArray_SIZE(col) != dims[nd - 1]:
@@ -456,6 +458,8 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     job.has_ignore = spec.has_ignore
     job.ignore = spec.ignore
     job.rows_mean = spec.rows_mean
+    job.offset = 0
+    job.parts_num = job.parts_den = NULL
     job.t = NULL
     job.lab = NULL
     job.w = NULL
@@ -529,6 +533,9 @@ cdef object _run_rowwise(Spec spec, object y_true, cnp.ndarray p, object sample_
     if reduction_code == RED_MEAN and den_main == INFINITY:
         _v.mean_normalizer_overflow("class_weight" if cw is not None else "sample_weight")
     return _result(wanted, reduction_code, num, den_main, keep)
+
+
+include "_chunks.pxi"      # fastloss.dask's per-chunk calls
 
 
 def build_info():

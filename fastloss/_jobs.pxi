@@ -20,7 +20,7 @@ cdef enum:
     ROWS_SOFTMAX = 0        # logits
     ROWS_PROBABILITIES = 1  # probabilities, log clamped at -100
     ROWS_RAW = 2            # scores used as they are (margin losses): no softmax, no logs
-    ABI_VERSION = 4
+    ABI_VERSION = 5
     # Elements per row block of row-wise kernels: the block's scratch stays in L1/L2.
     RW_ELEMS = 2048
 
@@ -52,6 +52,10 @@ cdef struct EwJob:
     double hscale
     double hfloor
     bint out32
+    # fastloss.dask's chunks: the global flat index of element 0 (blocks, columns and error
+    # indices follow the global index), and where the per-block loss partials go (or NULL).
+    Py_ssize_t offset
+    double* parts
 
 
 cdef struct RwJob:
@@ -83,6 +87,12 @@ cdef struct RwJob:
     bint out32
     bint class_major
     bint rows_mean          # "mean" over rows (sample-weighted), not over class weights
+    # fastloss.dask's chunks, as EwJob's: the global index of row 0, and the per-block
+    # partials of the loss and of the mean's weight (label_normalizer: its partials in
+    # parts_num), or NULL.
+    Py_ssize_t offset
+    double* parts_num
+    double* parts_den
 
 
 # fastloss's thread team (_threads.h): fn(ctx, worker) runs on the caller and on up to

@@ -199,7 +199,7 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             y = job.lab[R]
             if rw_label_skipped(job, y):
                 if not (job.has_ignore and y == job.ignore) and first_bad == OK:
-                    first_bad = bad_element(R, BAD_Y_TRUE)
+                    first_bad = bad_element(job.offset + R, BAD_Y_TRUE)
                 for j in range(k):
                     if grad:
                         go[j] = 0
@@ -277,6 +277,7 @@ cdef void rw_team_work(rw_loss L, floating tag, RwTeam* team) noexcept nogil:
     cdef long long b, b0, count
     cdef const RwJob* job = team.job
     cdef RwScratch S
+    cdef Py_ssize_t start, first = job.offset - job.offset % job.rows   # global blocks
     S.base = NULL
     while True:
         b0 = fl_claim(&team.next, team.nb, GRAIN_TRANSCENDENTAL, team.nt, &count)
@@ -287,7 +288,8 @@ cdef void rw_team_work(rw_loss L, floating tag, RwTeam* team) noexcept nogil:
                 team.P.bad[b] = NOMEM
             continue
         for b in range(b0, b0 + count):
-            team.P.bad[b] = rw_block(L, tag, job, b * job.rows, min(job.n, (b + 1) * job.rows),
+            start = first + b * job.rows - job.offset
+            team.P.bad[b] = rw_block(L, tag, job, max(0, start), min(job.n, start + job.rows),
                                      &team.P.num[b], &team.P.den[b], &S)
     free(S.base)
 
@@ -298,7 +300,7 @@ cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* job, int n_threads,
     cdef RwTeam team
     cdef Py_ssize_t b
     cdef int nt = n_threads_for(n_threads, job.n * job.k, MIN_WORK_TRANSCENDENTAL)
-    team.nb = (job.n + job.rows - 1) // job.rows
+    team.nb = (job.offset % job.rows + job.n + job.rows - 1) // job.rows if job.n > 0 else 0
     if partials_init(&P, team.nb):
         return NOMEM
     team.job = job
@@ -315,6 +317,10 @@ cdef Py_ssize_t rw_run(rw_loss L, floating tag, const RwJob* job, int n_threads,
         if P.bad[b] == NOMEM:
             partials_free(&P)
             return NOMEM
+    if job.parts_num != NULL:
+        for b in range(team.nb):
+            job.parts_num[b] = P.num[b]
+            job.parts_den[b] = P.den[b]
     return partials_finish(&P, num, den)
 
 
@@ -330,7 +336,7 @@ cdef Py_ssize_t _label_normalizer_block(floating tag, const RwJob* job, Py_ssize
         if job.has_ignore and y == job.ignore:
             continue
         if rw_label_skipped(job, y):
-            return bad_element(r, BAD_Y_TRUE)
+            return bad_element(job.offset + r, BAD_Y_TRUE)
         s += (w[r] if w != NULL else 1) * (cw[y] if cw != NULL else 1)
     out[0] = s
     return OK
@@ -347,14 +353,16 @@ cdef struct NormTeam:
 
 cdef void _label_normalizer_work(floating tag, NormTeam* team) noexcept nogil:
     cdef long long b, b0, count
-    cdef Py_ssize_t n = team.job.n
+    cdef Py_ssize_t n = team.job.n, start
+    cdef Py_ssize_t first = team.job.offset - team.job.offset % EW_BLOCK   # global blocks
     while True:
         b0 = fl_claim(&team.next, team.nb, GRAIN_CHEAP, team.nt, &count)
         if count == 0:
             return
         for b in range(b0, b0 + count):
-            team.P.bad[b] = _label_normalizer_block(tag, team.job, b * EW_BLOCK,
-                                                    min(n, (b + 1) * EW_BLOCK), &team.P.num[b])
+            start = first + b * EW_BLOCK - team.job.offset
+            team.P.bad[b] = _label_normalizer_block(tag, team.job, max(0, start),
+                                                    min(n, start + EW_BLOCK), &team.P.num[b])
 
 
 cdef void _label_normalizer_entry(void* ctx, int worker) noexcept nogil:
@@ -371,8 +379,9 @@ cdef Py_ssize_t label_normalizer(floating tag, const RwJob* job, int n_threads,
     cdef Partials P
     cdef NormTeam team
     cdef double unused
+    cdef long long b
     cdef int nt = n_threads_for(n_threads, job.n, MIN_WORK_CHEAP)
-    team.nb = (job.n + EW_BLOCK - 1) // EW_BLOCK
+    team.nb = (job.offset % EW_BLOCK + job.n + EW_BLOCK - 1) // EW_BLOCK if job.n > 0 else 0
     if partials_init(&P, team.nb):
         return NOMEM
     team.job = job
@@ -384,4 +393,7 @@ cdef Py_ssize_t label_normalizer(floating tag, const RwJob* job, int n_threads,
         _label_normalizer_work(tag, &team)
     else:
         fl_team_run(nt, _label_normalizer_entry, &team)
+    if job.parts_num != NULL:
+        for b in range(team.nb):
+            job.parts_num[b] = P.num[b]
     return partials_finish(&P, den, &unused)

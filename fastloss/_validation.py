@@ -231,36 +231,43 @@ _BAD_ARG_NAMES = {1: "y_true", 2: "y_pred", 3: "sample_weight"}
 LABEL_ERROR = "class label {value!r} at index {index} is outside [0, n_classes) and is not ignore_index"
 
 
-def _element(arr, flat_index):
+def _element(arr, flat_index, offset=0, shape=None):
+    # offset, shape (fastloss.dask): arr is the piece of an array of `shape` that starts at
+    # flat index `offset`; flat_index and the index reported are global.
     flat = np.asarray(arr).reshape(-1)
-    value = flat[flat_index].item() if 0 <= flat_index < flat.size else None
-    index = (tuple(int(i) for i in np.unravel_index(flat_index, np.shape(arr)))
-             if np.ndim(arr) > 1 else flat_index)
+    local = flat_index - offset
+    value = flat[local].item() if 0 <= local < flat.size else None
+    shape = np.shape(arr) if shape is None else shape
+    index = (tuple(int(i) for i in np.unravel_index(flat_index, shape))
+             if len(shape) > 1 else flat_index)
     return value, index
 
 
-def kernel_error(code: int, errors, arrays):
+def kernel_error(code: int, errors, arrays, offset=0, shape=None):
     """Raise for a kernel's error code: the loss's own domain message for the argument at fault.
 
     `errors` maps an argument name to its message template ({value!r} and {index} are filled
-    in); `arrays` maps argument names to the arrays the kernel read.
+    in); `arrays` maps argument names to the arrays the kernel read (for fastloss.dask, the
+    chunk at global flat `offset` of an array of `shape`).
     """
     if code == -2:
         raise MemoryError("fastloss: could not allocate kernel scratch memory")
     if code < 0:
         raise RuntimeError(f"fastloss: kernel failed with code {code}")
     name = _BAD_ARG_NAMES[code % _BAD_ARGS]
-    value, index = _element(arrays[name], code // _BAD_ARGS)
+    value, index = _element(arrays[name], code // _BAD_ARGS, offset, shape)
     raise ValueError(f"{name}: " + errors[name].format(value=value, index=index))
 
 
-def bad_weight(w, flat_index: int, given=None):
-    """`w` is the weights the kernel read, `given` the caller's (before any cast)."""
-    value, index = _element(w, flat_index)
+def bad_weight(w, flat_index: int, given=None, offset=0, shape=None):
+    """`w` is the weights the kernel read, `given` the caller's (before any cast); `offset`,
+    `shape`: as for kernel_error (flat_index is local to w here)."""
+    value, index = _element(w, flat_index + offset, offset, shape)
     if given is not None and np.isinf(value):
         try:
             original = np.asarray(given)
-            orig_value = _element(original, flat_index)[0] if original.size == np.size(w) else None
+            orig_value = (_element(original, flat_index + offset, offset, shape)[0]
+                          if original.size == np.size(w) else None)
         except Exception:   # a foreign object that converted once: keep the plain message
             orig_value = None
         if isinstance(orig_value, (int, float)) and np.isfinite(orig_value) and orig_value >= 0:

@@ -218,3 +218,23 @@ def test_pipeline_rows_run_isolated(capsys):
     assert all(r["median_s"] > 0 for r in res.values())
     out = capsys.readouterr().out
     assert "own worker process" in out and "target" in out
+
+
+def test_bench_dask_smoke(tmp_path):
+    """`python -m bench --dask` at tiny sizes: runs, and fastloss.dask's value is the
+    in-memory call's bit for bit."""
+    pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--dask", "--sizes", "20000", "--chunk", "3000",
+         "--repeat", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "overhead per chunk" in proc.stdout
+    files = glob.glob(os.path.join(str(tmp_path), "fastloss-dask-*.json"))
+    assert len(files) == 1, files
+    with open(files[0]) as f:
+        data = json.load(f)
+    assert {r["loss"] for r in data["rows"]} == {"mean_squared_error", "binary_cross_entropy"}
+    assert all(r["bit_identical"] for r in data["rows"]), data["rows"]
+    assert data["conditions"]["n"] == 20000 and data["conditions"]["chunk"] == 3000

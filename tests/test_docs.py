@@ -32,8 +32,10 @@ def test_readme_python_blocks_run():
     assert any("import fastloss as fl" in b for b in blocks), "the usage example is not run"
     before = dict(fastloss.LOSSES)
     for block in blocks:
-        # The optional libraries' examples (GBDT, scikit-learn) run where they are installed.
-        needs = re.findall(r"^(?:import|from) (xgboost|lightgbm|sklearn)\b", block, flags=re.M)
+        # The optional libraries' examples (GBDT, scikit-learn, Dask) run where they are
+        # installed.
+        needs = re.findall(r"^(?:import|from) (xgboost|lightgbm|sklearn|dask[\w.]*)\b", block,
+                           flags=re.M)
         if not all(map(_importable, needs)):
             continue
         exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
