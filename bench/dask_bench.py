@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -20,6 +19,7 @@ import time
 import numpy as np
 
 import fastloss as fl
+from bench.report import _cpu_model
 
 
 def _expr_mse(t, p):
@@ -60,17 +60,6 @@ def _forget(client, kept):
     deadline = time.time() + 30
     while client.run_on_scheduler(n_tasks) > kept and time.time() < deadline:
         time.sleep(0.05)
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_results"):
