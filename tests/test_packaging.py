@@ -38,7 +38,11 @@ def sdist(tmp_path_factory):
         pytest.skip("no setup.py here (tests copied out of the tree) and no FASTLOSS_SDIST")
     # Not importorskip("build"): from the repository root that finds setuptools' build/
     # folder (a namespace package) where the `build` frontend is not installed.
-    if importlib.util.find_spec("build.__main__") is None:
+    try:
+        frontend = importlib.util.find_spec("build.__main__")
+    except ImportError:
+        frontend = None
+    if frontend is None:
         pytest.skip("python -m build is not installed (the release extra)")
     out = tmp_path_factory.mktemp("sdist")
     # --no-isolation: this environment already has the build requirements (it built fastloss).
