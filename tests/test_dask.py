@@ -10,7 +10,6 @@ NumPy's float64 formula checks a few values besides. Skipped without dask/distri
 """
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -24,6 +23,7 @@ cloudpickle = pytest.importorskip("cloudpickle")
 import fastloss as fl  # noqa: E402
 import fastloss.dask as fld  # noqa: E402
 import references as R  # noqa: E402
+from isolated import run_isolated  # noqa: E402
 
 F64, F32 = np.dtype(np.float64), np.dtype(np.float32)
 # Sizes keep the graphs at a few chunks each (the cluster's cost is per task): every chunk
@@ -388,5 +388,11 @@ def test_local_threaded_scheduler_and_functional():
 
 
 def test_import_fastloss_does_not_import_dask():
-    code = "import sys, fastloss; sys.exit('dask' in sys.modules or 'distributed' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    # In a fresh interpreter outside the source tree (whose uncompiled fastloss/ would shadow
+    # the installed package), importing the very fastloss under test.
+    rc, out = run_isolated("""
+    import sys
+    assert "dask" not in sys.modules and "distributed" not in sys.modules, sorted(sys.modules)
+    print("NO-DASK")
+    """)
+    assert rc == 0 and "NO-DASK" in out, out
