@@ -134,6 +134,21 @@ def _labels_chunk(loss, t, w, dtype, k, offset, n_total):
         return None, exc
 
 
+def _outputs(dsk, cname, tok, wanted, red, nchunks, deps, dtype, layout):
+    """The requested output arrays (per-element loss, gradient, hessian), each chunk picked
+    from its chunk task's result; ``layout(pos)`` gives (key tail, chunks, ndim)."""
+    outs = []
+    for bit, pos in ((_LOSS, 0), (_GRAD, 1), (_HESS, 2)):
+        if wanted & bit and (bit != _LOSS or red == _NONE):
+            tail, chunks, ndim = layout(pos)
+            oname = ("fastloss-%s-" % ("loss", "gradient", "hessian")[pos]) + tok
+            odsk = dict(dsk)
+            for i in range(nchunks):
+                odsk[(oname, i) + tail] = (_pick, (cname, i), pos)
+            outs.append(_array(odsk, oname, deps, chunks, dtype, ndim))
+    return outs
+
+
 def _pick(result, i):
     if result[-1] is not None:
         raise result[-1]
@@ -473,18 +488,13 @@ class DaskLoss:
                for i in range(len(bounds))}
         deps = [t, p, w, den_arr]
         outs = []
-        for bit, pos in ((_LOSS, 0), (_GRAD, 1), (_HESS, 2)):
-            if wanted & bit and (bit != _LOSS or red == _NONE):
-                oname = ("fastloss-%s-" % ("loss", "gradient", "hessian")[pos]) + tok
-                odsk = dict(dsk)
-                for i in range(len(bounds)):
-                    odsk[(oname, i) + (0,) * (p.ndim - 1)] = (_pick, (cname, i), pos)
-                arr = _array(odsk, oname, deps, p.chunks, dtype, p.ndim)
-                if len(shape) == 0:
-                    arr = arr.reshape(())
-                elif arr.chunks != original_chunks:
-                    arr = arr.rechunk(original_chunks)
-                outs.append(arr)
+        for arr in _outputs(dsk, cname, tok, wanted, red, len(bounds), deps, dtype,
+                            lambda pos: ((0,) * (p.ndim - 1), p.chunks, p.ndim)):
+            if len(shape) == 0:
+                arr = arr.reshape(())
+            elif arr.chunks != original_chunks:
+                arr = arr.rechunk(original_chunks)
+            outs.append(arr)
         if partials:
             plan = _Blocks(bounds, BLOCK, n)
             vname = "fastloss-value-" + tok
@@ -575,15 +585,9 @@ class DaskLoss:
                             w is not None and red != _MEAN, partials)
                for i in range(len(bounds))}
         deps = [t, p, w, den_arr]
-        outs = []
-        for bit, pos in ((_LOSS, 0), (_GRAD, 1), (_HESS, 2)):
-            if wanted & bit and (bit != _LOSS or red == _NONE):
-                oname = ("fastloss-%s-" % ("loss", "gradient", "hessian")[pos]) + tok
-                odsk = dict(dsk)
-                for i in range(len(bounds)):
-                    odsk[(oname, i) + ((0,) if pos else ())] = (_pick, (cname, i), pos)
-                outs.append(_array(odsk, oname, deps, p.chunks if pos else p.chunks[:1], dtype,
-                                   2 if pos else 1))
+        # Per-row losses are 1-D (chunked by rows); gradients and hessians (n, k).
+        outs = _outputs(dsk, cname, tok, wanted, red, len(bounds), deps, dtype,
+                        lambda pos: ((0,), p.chunks, 2) if pos else ((), p.chunks[:1], 1))
         if partials:
             plan = _Blocks(bounds, _entry.rows_per_block(k), n)
             vname = "fastloss-value-" + tok
