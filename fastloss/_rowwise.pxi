@@ -71,6 +71,7 @@ cdef struct RwScratch:
     void* inv           # per row, m_pad
     Py_ssize_t* amax    # per row, m_pad
     double* rest        # per row, m_pad
+    void* work          # the row math's own scratch, k
     void* stage         # 3 E: GBDT layouts' staging, or NULL
     void* base
 
@@ -87,7 +88,8 @@ cdef int rw_scratch_alloc(floating tag, const RwJob* job, RwScratch* S) noexcept
     cdef Py_ssize_t rows = min(job.rows, job.n), E = rows * job.k
     cdef Py_ssize_t E_pad = rw_pad(E), m_pad = rw_pad(rows)
     cdef Py_ssize_t n_stage = 3 * E if rw_staged(tag, job) else 0
-    cdef char* p = <char*>malloc((2 * E_pad + 2 * m_pad + n_stage) * sizeof(floating)
+    cdef Py_ssize_t k_pad = rw_pad(job.k)
+    cdef char* p = <char*>malloc((2 * E_pad + 2 * m_pad + k_pad + n_stage) * sizeof(floating)
                                  + m_pad * (sizeof(Py_ssize_t) + sizeof(double)))
     S.base = p
     if p == NULL:
@@ -104,6 +106,8 @@ cdef int rw_scratch_alloc(floating tag, const RwJob* job, RwScratch* S) noexcept
     p += m_pad * sizeof(floating)
     S.inv = p
     p += m_pad * sizeof(floating)
+    S.work = p
+    p += k_pad * sizeof(floating)
     S.stage = p if n_stage else NULL
     return 0
 
@@ -217,7 +221,7 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             label_weight = 0
             share = 1
         loss = rw_row(L, job, lq + r * k, q + r * k, lse_buf[r], inv_buf[r], rest[r], amax[r],
-                      t, y, label_weight, grad_scale, hess_scale, go, ho)
+                      t, y, label_weight, grad_scale, hess_scale, go, ho, <floating*>S.work)
         if floored and hess:   # XGBoost's max(h, floor) * w; NaN is kept
             hfloor_r = <floating>(job.hfloor * wr)
             for j in range(k):

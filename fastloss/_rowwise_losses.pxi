@@ -4,11 +4,12 @@
 # A loss is a block headed by `# @rowwise_loss` and holding:
 #   cdef struct Name:          its parameters (double fields, or one `char unused`)
 #   Name_row(L, job, lq, q, lse, inv, rest, jmax, t, y, label_weight, grad_scale,
-#            hess_scale, go, ho) -> double
+#            hess_scale, go, ho, work) -> double
 #       the row's loss; writes the row's gradient (times grad_scale) into go and its hessian
 #       (times hess_scale) into ho where they are not NULL. With labels, t is NULL, y the
 #       row's (valid) label and label_weight its class weight; with dense targets, t is the
-#       row of y_true. The row's view of q (lq, q, lse, inv, rest, jmax) is described in
+#       row of y_true; work is scratch for k values (a loop that fills it vectorizes where
+#       one summing into a scalar cannot: an ordered sum). The row's view of q (lq, q, lse, inv, rest, jmax) is described in
 #       _rowwise.pxi. The job carries the shared parameters: class weights (job.cw,
 #       job.cw_sum), label smoothing (job.smooth), k.
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
@@ -37,11 +38,9 @@ cdef inline floating smoothed_label_target(const RwJob* job, const floating* cw,
 
 cdef inline floating xlogx(floating t) noexcept nogil:
     # scipy.special.entr's sign convention reversed: 0 log 0 = 0, +inf for t < 0 (as rel_entr).
-    if t > 0:
-        return t * f_log(t)
-    if t == 0:
-        return 0
-    return INFINITY if t < 0 else t
+    # Branch-free, so that a row's loop of them vectorizes (the log of t <= 0 is discarded).
+    cdef floating v = t * f_log(t)
+    return v if t > 0 else (0 if t == 0 else (INFINITY if t < 0 else t))
 
 
 cdef void ce_grad_hess(const RwJob* job, const floating* q, floating inv,
@@ -80,11 +79,11 @@ cdef inline double CategoricalCrossEntropy_row(
         CategoricalCrossEntropy L, const RwJob* job, const floating* lq, const floating* q,
         floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
         long long y, floating label_weight, floating grad_scale, floating hess_scale,
-        floating* go, floating* ho) noexcept nogil:
+        floating* go, floating* ho, floating* work) noexcept nogil:
     cdef const floating* cw = <const floating*>job.cw
     cdef Py_ssize_t j, k = job.k
     cdef floating smooth = <floating>job.smooth, smooth_k = <floating>(job.smooth / job.k)
-    cdef floating target_sum, lqy, a, q_scale, shift
+    cdef floating target_sum, lqy, a, q_scale, shift, label_term
     cdef double loss, S
     if t != NULL:
         loss = 0
@@ -110,13 +109,15 @@ cdef inline double CategoricalCrossEntropy_row(
         # (1 - e) w_y grad_scale at the label (A = target_sum, e = smooth).
         q_scale = inv * target_sum * grad_scale
         shift = smooth_k * grad_scale
+        # The label's term inside the loop, not as go[y] -= ... after it: reading back an
+        # element just written by a vector store stalls until the store completes.
+        label_term = (1 - smooth) * label_weight * grad_scale
         if cw == NULL:
             for j in range(k):
-                go[j] = q[j] * q_scale - shift
+                go[j] = (q[j] * q_scale - shift) - (label_term if j == y else 0)
         else:
             for j in range(k):
-                go[j] = q[j] * q_scale - shift * cw[j]
-        go[y] = go[y] - (1 - smooth) * label_weight * grad_scale
+                go[j] = (q[j] * q_scale - shift * cw[j]) - (label_term if j == y else 0)
         if ho != NULL:
             ce_grad_hess(job, q, inv, NULL, False, y, label_weight, target_sum, grad_scale,
                          hess_scale, NULL, ho)
@@ -134,19 +135,25 @@ cdef inline double KLDivergence_row(
         KLDivergence L, const RwJob* job, const floating* lq, const floating* q,
         floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
         long long y, floating label_weight, floating grad_scale, floating hess_scale,
-        floating* go, floating* ho) noexcept nogil:
+        floating* go, floating* ho, floating* work) noexcept nogil:
     # KL(t || q) = sum_j t_j log t_j - t_j log q_j: cross-entropy on plain targets plus the
-    # targets' negative entropy.
+    # targets' negative entropy. Each term into work first (a vector loop, the log included),
+    # then the sums in four chains.
     cdef Py_ssize_t j, k = job.k
-    cdef floating target_sum = 0
-    cdef double loss = 0
+    cdef floating target_sum = <floating>row_sum(t, k), q_scale
     for j in range(k):
-        target_sum = target_sum + t[j]
-        loss -= t[j] * (lq[j] - lse)
-        loss += xlogx(t[j])
-    if go != NULL or ho != NULL:
+        work[j] = xlogx(t[j]) - t[j] * (lq[j] - lse)
+    if job.inputs == ROWS_SOFTMAX and go != NULL:
+        # the common case, branch-free: g_j = (q_j A - t_j) grad_scale
+        q_scale = inv * target_sum
+        for j in range(k):
+            go[j] = (q[j] * q_scale - t[j]) * grad_scale
+        if ho != NULL:
+            ce_grad_hess(job, q, inv, t, True, -1, 0, target_sum, grad_scale, hess_scale,
+                         NULL, ho)
+    elif go != NULL or ho != NULL:
         ce_grad_hess(job, q, inv, t, True, -1, 0, target_sum, grad_scale, hess_scale, go, ho)
-    return loss
+    return row_sum(work, k)
 
 
 # The categorical focal loss: every row's loss is -sum_c a_c m_c**gamma log q_c, m_c = 1 - q_c
@@ -187,7 +194,7 @@ cdef inline double CategoricalFocal_row(
         CategoricalFocal L, const RwJob* job, const floating* lq, const floating* q,
         floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
         long long y, floating label_weight, floating grad_scale, floating hess_scale,
-        floating* go, floating* ho) noexcept nogil:
+        floating* go, floating* ho, floating* work) noexcept nogil:
     cdef const floating* cw = <const floating*>job.cw
     cdef Py_ssize_t j, k = job.k
     cdef bint softmax = job.inputs == ROWS_SOFTMAX
@@ -312,7 +319,7 @@ cdef inline double MultiMargin_row(
         MultiMargin L, const RwJob* job, const floating* lq, const floating* q,
         floating lse, floating inv, double rest, Py_ssize_t jmax, const floating* t,
         long long y, floating label_weight, floating grad_scale, floating hess_scale,
-        floating* go, floating* ho) noexcept nogil:
+        floating* go, floating* ho, floating* work) noexcept nogil:
     # torch.nn.functional.multi_margin_loss on raw scores x = q (inputs "raw"): with
     # m_j = margin - x_y + x_j, l = w_y / k * sum_{j != y} max(0, m_j)**p; g_j = w_y/k p m_j**(p-1)
     # where m_j > 0 (j != y) and g_y = -sum of those; the hessian is 0 (p = 1) or 2 w_y/k
