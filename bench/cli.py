@@ -72,6 +72,10 @@ def parse_args(argv):
                            "against the in-memory call and plain dask.array expressions "
                            "(10^8 float64 elements in chunks of 10^7 unless --sizes/--chunk; "
                            "needs fastloss[dask]; about a minute)")
+    mode.add_argument("--rowwise", action="store_true",
+                      help="the row-wise rows only: cross-entropy, KL and focal at 10^6 x 10 "
+                           "and 10^4 x 1000 against a hand-written C kernel (built on demand "
+                           "with the compiler fastloss was built with; about 30 s)")
     p.add_argument("--chunk", type=_size, metavar="N",
                    help="--dask: elements per chunk (default 1e7)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
@@ -94,6 +98,8 @@ def parse_args(argv):
                         "worker process, so that peers' OpenMP threads cannot distort others)")
     p.add_argument("--no-pipelines", action="store_true",
                    help="skip the pipeline rows at the end of --quick/--full")
+    p.add_argument("--no-rowwise", action="store_true",
+                   help="skip the row-wise rows at the end of --quick/--full")
     p.add_argument("--out", default="bench_results", metavar="DIR",
                    help="where to write the JSON and PNG files (default ./bench_results)")
     a = p.parse_args(argv)
@@ -137,6 +143,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.gbdt:
         from bench import gbdt
         gbdt.run(threads=max(a.thread_list) if a.thread_list else None)
+        return 0
+    if a.rowwise:
+        from bench import rowwise
+        print(report.header(report.conditions(
+            [max(a.thread_list) if a.thread_list else all_threads()], a.dtypes or list(DTYPES), "rowwise",
+                                              argv)), flush=True)
+        rowwise.run(n=a.size_list[0] if a.size_list else None,
+                    threads=max(a.thread_list) if a.thread_list else None, dtypes=a.dtypes,
+                    repeat=a.repeat or 7)
         return 0
     if a.pipelines:
         from bench import pipelines
@@ -207,6 +222,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         from bench import pipelines
         print()
         pipeline_rows = pipelines.run(repeat=7 if full else 5)
+    rowwise_rows = None
+    if not a.no_rowwise and not a.loss and not a.sizes:
+        from bench import rowwise
+        print()
+        rowwise_rows = rowwise.run(repeat=7 if full else 5)
 
     os.makedirs(a.out, exist_ok=True)
     prefix = os.path.join(a.out, "fastloss-bench-" + time.strftime("%Y%m%d-%H%M%S"))
@@ -220,6 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "skipped": skipped, "losses": [workload_info(x) for x in losses_run],
         "missing_peers": missing, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
         "checks": checks, "pipelines": pipeline_rows,
+        "rowwise": rowwise_rows,
         "isolation": None if a.in_process else isolate.HOW})
     png = report.plot(recs, prefix + ".png")
     print(f"\nWrote {prefix}.json" + (f"\n      {png}" if png else "")
