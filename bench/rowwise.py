@@ -144,7 +144,7 @@ def summarize(samples, shapes, dtypes, targets: bool = True) -> Tuple[List[str],
                 if loss == "C":
                     m, lo, hi = _ratio(s, cce)
                     rec["c_over_cce"] = m
-                    text += (f"   C time / fastloss CCE time {m:.2f} [{lo:.2f}-{hi:.2f}] "
+                    text += (f"   C time / fastloss CCE time {m:.2f} [{lo:.2f}-{hi:.2f}]"
                              + target(">= 0.90"))
                 elif loss != "CCE":
                     m, lo, hi = _ratio(s, cce)
