@@ -146,12 +146,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if a.rowwise:
         from bench import rowwise
-        print(report.header(report.conditions(
-            [max(a.thread_list) if a.thread_list else all_threads()], a.dtypes or list(DTYPES), "rowwise",
-                                              argv)), flush=True)
-        rowwise.run(n=a.size_list[0] if a.size_list else None,
-                    threads=max(a.thread_list) if a.thread_list else None, dtypes=a.dtypes,
-                    repeat=a.repeat or 7)
+        cond = report.conditions(
+            [max(a.thread_list) if a.thread_list else all_threads()], a.dtypes or list(DTYPES),
+            "rowwise", argv)
+        print(report.header(cond), flush=True)
+        rows = rowwise.run(n=a.size_list[0] if a.size_list else None,
+                           threads=max(a.thread_list) if a.thread_list else None,
+                           dtypes=a.dtypes, repeat=a.repeat or 7)
+        os.makedirs(a.out, exist_ok=True)
+        path = os.path.join(a.out, "fastloss-bench-rowwise-" + time.strftime("%Y%m%d-%H%M%S")
+                            + ".json")
+        report.write_json(path, {"schema": 2, "conditions": cond, "rowwise": rows})
+        print(f"\nWrote {path}")
         return 0
     if a.pipelines:
         from bench import pipelines

@@ -238,3 +238,73 @@ def test_bench_dask_smoke(tmp_path):
     assert {r["loss"] for r in data["rows"]} == {"mean_squared_error", "binary_cross_entropy"}
     assert all(r["bit_identical"] for r in data["rows"]), data["rows"]
     assert data["conditions"]["n"] == 20000 and data["conditions"]["chunk"] == 3000
+
+
+def _rowwise_bench(tmp_path, env_extra):
+    env = dict(os.environ, FASTLOSS_BENCH_DISABLE="torch,sklearn,matplotlib", **env_extra)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--rowwise", "--sizes", "20000", "--repeat", "2",
+         "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = glob.glob(os.path.join(str(tmp_path), "fastloss-bench-rowwise-*.json"))
+    assert len(files) == 1, files
+    with open(files[0]) as f:
+        return json.load(f)["rowwise"], proc.stdout
+
+
+def test_rowwise_bench_prints_the_fractions(tmp_path):
+    """`python -m bench --rowwise` times CCE, KL and focal, and the C reference where this
+    machine can build it (the build compiled fastloss, so it normally can)."""
+    from bench import c_reference
+    res, stdout = _rowwise_bench(tmp_path, {})
+    got = {(r["loss"], r["k"], r["dtype"]) for r in res["rows"]}
+    with_c = c_reference.load()[0] is not None
+    losses = ["CCE", "KL", "focal"] + (["C"] if with_c else [])
+    assert got == {(x, k, d) for x in losses for k in (10, 1000)
+                   for d in ("float32", "float64")}
+    for r in res["rows"]:
+        assert r["median_s"] > 0 and r["samples"] == 2 and r["rows"] * r["k"] <= 20000
+        if r["loss"] == "C":
+            assert r["c_over_cce"] > 0
+        elif r["loss"] != "CCE":
+            assert r["over_cce"] > 0
+        if r["dtype"] == "float32":
+            assert r["f32_over_f64_throughput"] > 0
+    if with_c:
+        assert "C time / fastloss CCE time" in stdout and res["check"]
+    else:
+        assert "C reference: skipped" in stdout
+    assert "(target" not in stdout   # the targets are for 10^7 elements, not these sizes
+
+
+def test_rowwise_bench_skips_the_c_rows_without_a_compiler(tmp_path):
+    res, stdout = _rowwise_bench(tmp_path, {"CC": os.path.join(str(tmp_path), "no-such-cc")})
+    assert "C reference: skipped: no C compiler" in stdout
+    assert res["c_reference"] is None and res["c_skipped"]
+    assert {r["loss"] for r in res["rows"]} == {"CCE", "KL", "focal"}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("k", [1, 10, 1000])
+def test_c_reference_computes_cross_entropy(dtype, k):
+    """The C kernel the benchmark compares with, against NumPy in float64: its fractions
+    mean something only if it does the same job."""
+    from bench import c_reference
+    lib, why = c_reference.load()
+    if lib is None:
+        pytest.skip(why)
+    rng = np.random.default_rng(k)
+    n = 333   # not a multiple of the C kernel's block of rows
+    z = (5 * rng.standard_normal((n, k))).astype(dtype)
+    y = rng.integers(0, k, size=n)
+    g = np.full_like(z, np.nan)
+    loss, _ = c_reference.ce_logits(y, z, g, 2)
+    z64 = z.astype(np.float64)
+    lse = z64.max(axis=1) + np.log(np.exp(z64 - z64.max(axis=1, keepdims=True)).sum(axis=1))
+    want = np.mean(lse - z64[np.arange(n), y])
+    p = np.exp(z64 - lse[:, None])
+    p[np.arange(n), y] -= 1
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    assert abs(loss - want) <= rtol * max(abs(want), 1e-300) + (1e-15 if k == 1 else 0)
+    np.testing.assert_allclose(g, p / n, rtol=0, atol=rtol / n)
