@@ -130,7 +130,7 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef floating* inv_buf = <floating*>S.inv
     cdef Py_ssize_t* amax = S.amax
     cdef double* rest = S.rest
-    cdef floating mx, label_weight, grad_scale, hess_scale, max_term
+    cdef floating mx, label_weight, grad_scale, hess_scale
     cdef double loss, share, wr, num_b = 0, den_b = 0
     cdef long long y = -1
     cdef Py_ssize_t first_bad = OK
@@ -162,13 +162,18 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             lq[i] = 0
         for i in range(E_pad):
             q[i] = f_exp(lq[i])
+        # The max's own term is exp(0) = 1 exactly, unless z_max is inf: then it is NaN, and
+        # adding its "- 1" makes the whole row NaN, as NumPy and PyTorch do. It is left out
+        # of the row's sum by a 0 in its place, all rows' first (inv holds the terms till the
+        # log1p loop below): a sum's vector loads right after the store of that 0 would wait
+        # for it (a failed store-to-load forwarding; it took a third of the time at k = 10).
         for r in range(m):
-            # The max's own term is exp(0) = 1 exactly, unless z_max is inf: then it is NaN,
-            # and adding its "- 1" makes the whole row NaN, as NumPy and PyTorch do.
-            max_term = q[r * k + amax[r]]
+            inv_buf[r] = q[r * k + amax[r]]
             q[r * k + amax[r]] = 0
-            rest[r] = row_sum(q + r * k, k) + (max_term - 1)
-            q[r * k + amax[r]] = max_term
+        for r in range(m):
+            rest[r] = row_sum(q + r * k, k) + (inv_buf[r] - 1)
+        for r in range(m):
+            q[r * k + amax[r]] = inv_buf[r]
         for r in range(m, m_pad):
             rest[r] = 0
         for r in range(m_pad):  # a vector loop: one log1p and one division per row
