@@ -43,8 +43,18 @@ cdef inline Py_ssize_t row_argmax(const floating* x, Py_ssize_t k) noexcept nogi
     return a
 
 
+# Rows at least this long are summed in SUM_LANES lanes (the sum's order, so its bits, depend
+# on it).
+cdef enum:
+    ROW_SUM_LANES_FROM = 64
+
+
 cdef inline double row_sum(const floating* x, Py_ssize_t k) noexcept nogil:
     # Short rows: four chains are plenty, and cheaper to set up than the 32-lane block sum.
+    # Long ones take the block sum: one 4-wide chain of k / 4 dependent additions took about
+    # as long as the row's exps (k = 1000).
+    if k >= ROW_SUM_LANES_FROM:
+        return block_sum(x, k)
     cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
     cdef Py_ssize_t j, m = k - k % 4
     for j in range(0, m, 4):

@@ -82,7 +82,9 @@ cdef inline double CategoricalCrossEntropy_row(
         floating* go, floating* ho, floating* work) noexcept nogil:
     cdef const floating* cw = <const floating*>job.cw
     cdef Py_ssize_t j, k = job.k
-    cdef floating smooth = <floating>job.smooth, smooth_k = <floating>(job.smooth / job.k)
+    cdef floating smooth = <floating>job.smooth
+    # (a division per row, for nothing, where there is no smoothing)
+    cdef floating smooth_k = <floating>(job.smooth / job.k) if job.smooth != 0 else 0
     cdef floating target_sum, lqy, a, q_scale, shift, label_term
     cdef double loss, S
     if t != NULL:
