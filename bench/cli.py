@@ -23,6 +23,10 @@ is timed as `loss` and `loss_gradient` (fastloss with a preallocated gradient_ou
 --full: both operations, float32 and float64, 1 and all threads, 10^3..10^7, and
 "fastloss (alloc)" rows (no gradient_out: fresh arrays pay page faults at large n).
 
+After the tables of --quick/--full: the pipeline rows (--pipelines alone) and the row-wise
+rows, fastloss's cross-entropy, KL and focal against a hand-written C kernel built on first
+use (--rowwise alone; --no-pipelines, --no-rowwise skip them).
+
 Peers: NumPy expressions (always; their results are checked against fastloss's), PyTorch CPU
 functional losses with autograd and scikit-learn's sklearn._loss (unreduced) when
 importable, for the losses they have (a loss without one is timed alone, and its tables
