@@ -60,6 +60,10 @@ def _members(path):
     return {n[len(top) + 1:] for n in names}
 
 
+# The C sources written by hand (every other .c is Cython's output, made by the build).
+HAND_WRITTEN_C = ("fastloss/_mvec_shim.c", "fastloss/_omp_shim.c", "bench/c_reference/rowwise.c")
+
+
 def test_sdist_carries_the_sources_tests_and_bench(sdist):
     members = _members(sdist)
     for needed in ("setup.py", "pyproject.toml", "README.md", "LICENSE",
@@ -67,10 +71,10 @@ def test_sdist_carries_the_sources_tests_and_bench(sdist):
                    "fastloss/_simd_math.h", "fastloss/_threads.h", "fastloss/_mvec_shim.c",
                    "fastloss/_omp_shim.c",
                    "fastloss/_glibc_compat.h", "bench/__main__.py", "tests/conftest.py",
-                   ".ci/run", ".ci/wheel_check.py"):
+                   ".ci/run", ".ci/wheel_check.py", *HAND_WRITTEN_C):
         assert needed in members, f"the sdist lacks {needed}"
     generated = sorted(m for m in members if m.endswith((".c", ".so", ".pyd"))
-                       and m not in ("fastloss/_mvec_shim.c", "fastloss/_omp_shim.c"))
+                       and m not in HAND_WRITTEN_C)
     assert not generated, f"the sdist carries generated files: {generated}"
     assert not any(m.startswith("build/") for m in members), "the sdist carries build/"
 
