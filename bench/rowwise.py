@@ -56,7 +56,7 @@ def case(loss: str, rows: int, k: int, dtype: str, threads: int):
     z, labels, targets = _data(rows, k, dtype)
     g = np.empty_like(z)
     if loss == "C":
-        return c_reference._bound(labels, z, g, threads)
+        return c_reference.bound(labels, z, g, threads)
     obj = _fastloss(loss, threads)
     y = targets if loss == "KL" else labels
 

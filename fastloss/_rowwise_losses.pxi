@@ -9,9 +9,9 @@
 #       (times hess_scale) into ho where they are not NULL. With labels, t is NULL, y the
 #       row's (valid) label and label_weight its class weight; with dense targets, t is the
 #       row of y_true; work is scratch for k values (a loop that fills it vectorizes where
-#       one summing into a scalar cannot: an ordered sum). The row's view of q (lq, q, lse, inv, rest, jmax) is described in
-#       _rowwise.pxi. The job carries the shared parameters: class weights (job.cw,
-#       job.cw_sum), label smoothing (job.smooth), k.
+#       one summing into a scalar cannot: an ordered sum). The row's view of q (lq, q, lse,
+#       inv, rest, jmax) is described in _rowwise.pxi. The job carries the shared
+#       parameters: class weights (job.cw, job.cw_sum), label smoothing (job.smooth), k.
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 #
 # The cross-entropy family (categorical cross-entropy, KL divergence): every row's loss is
@@ -140,7 +140,7 @@ cdef inline double KLDivergence_row(
         floating* go, floating* ho, floating* work) noexcept nogil:
     # KL(t || q) = sum_j t_j log t_j - t_j log q_j: cross-entropy on plain targets plus the
     # targets' negative entropy. Each term into work first (a vector loop, the log included),
-    # then the sums in four chains.
+    # then summed by row_sum.
     cdef Py_ssize_t j, k = job.k
     cdef floating target_sum = <floating>row_sum(t, k), q_scale
     for j in range(k):
