@@ -376,7 +376,23 @@ cdef inline int MeanSquaredLogError_invalid(MeanSquaredLogError L, floating t,
 cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, floating p,
                                           floating column, floating* l, floating* g,
                                           floating* h) noexcept nogil:
-    cdef floating e = f_log1p(p) - f_log1p(t)
+    # e = log1p(p) - log1p(t) = +-log1p(|p - t| / (1 + min(p, t))): one log1p, of an argument
+    # >= 0 carrying the difference itself, so e keeps its relative precision where p ~ t (the
+    # difference of two log1p's cancels there) and never subtracts. The quotient overflows
+    # only where |p - t| is near the dtype's limit and 1 + min(p, t) < 1: there the true
+    # argument exceeds 2**800 (float32: 2**60), log1p(x) is log(x), and x is formed scaled.
+    cdef floating d = p - t
+    cdef floating ad = fabs(d)
+    cdef floating big_d = <floating>(1.2676506002282294e30 if floating is float
+                                     else 8.452712498170644e270)     # 2**100, 2**900
+    cdef floating down = <floating>(9.094947017729282e-13 if floating is float
+                                    else 7.888609052210118e-31)      # 2**-40, 2**-100
+    cdef floating up = <floating>(27.725887222397812 if floating is float
+                                  else 69.31471805599453)            # 40 ln 2, 100 ln 2
+    cdef bint big = (ad > big_d) & ((p if p < t else t) < 0)
+    cdef floating x = (ad * down if big else ad) / (1 + (p if p < t else t))
+    cdef floating lx = f_log1p(x) + (up if big else 0)
+    cdef floating e = lx if d >= 0 else -lx      # NaN stays NaN
     cdef floating u = 1 / (1 + p)
     l[0] = e * e
     g[0] = 2 * e * u

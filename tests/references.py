@@ -543,22 +543,31 @@ def exact_mean_squared_log_error(params, t, p):
 
 def exact_inputs_mean_squared_log_error(params, dtype):
     """y_true in {0, +-1e-3, 0.5, -0.5, 3, 1e6}, y_pred = -1 + 10**x and 10**x for x in
-    [-12, 12] (float32: [-6, 12]); kept where neither e = log1p(p) - log1p(t) nor 1 - e
-    cancels: |e| >= (|log1p(p)| + |log1p(t)|) / 2 and |1 - e| >= 1/2 (in the dtype's
-    rounding of the inputs)."""
+    [-12, 12] (float32: [-6, 12]), and y_pred = y_true (1 +- 10**-x) for x in [1, 15]
+    (float32: [1, 7]), where e = log1p(y_pred) - log1p(y_true) cancels in the formula but
+    not in the kernel's one-log1p form, and y_pred in [1e250, 1e308] (float32: [1e28, 1e38])
+    over y_true = -1 + ulp and -0.9; kept where the hessian's 1 - e does not cancel
+    (|1 - e| >= 1/2, in the dtype's rounding of the inputs)."""
     dt = np.dtype(dtype)
     lo = -12 if dt == F64 else -6
     x = 10.0 ** np.linspace(lo, 12, 301)
     preds = np.concatenate([(-1 + x[x < 1]), x, [0.0]]).astype(dt)
     preds = preds[preds > -1]
+    rel = 10.0 ** -np.linspace(1, 15 if dt == F64 else 7, 57)
     ts, ps = [], []
     for y in (0.0, 1e-3, -1e-3, 0.5, -0.5, 3.0, 1e6):
-        ts.append(np.full(preds.shape, y, dt))
-        ps.append(preds)
+        near = np.concatenate([y * (1 + rel), y * (1 - rel)]).astype(dt)
+        near = near[(near > -1) & (near != dt.type(y))] if y != 0 else near[:0]
+        ts.append(np.full(preds.size + near.size, y, dt))
+        ps.append(np.concatenate([preds, near]))
+    # Near the dtype's limit over 1 + y_true near 0, where the kernel's quotient is scaled.
+    huge = 10.0 ** np.linspace(250, 308, 30) if dt == F64 else 10.0 ** np.linspace(28, 38, 30)
+    for y in (np.nextafter(dt.type(-1), dt.type(0)), dt.type(-0.9)):
+        ts.append(np.full(huge.size, y, dt))
+        ps.append(huge.astype(dt))
     t, p = np.concatenate(ts), np.concatenate(ps)
-    lt, lp = np.log1p(_f64(t)), np.log1p(_f64(p))
-    e = lp - lt
-    keep = (np.abs(e) >= 0.5 * (np.abs(lp) + np.abs(lt))) & (np.abs(1 - e) >= 0.5)
+    e = np.log1p(_f64(p)) - np.log1p(_f64(t))
+    keep = np.abs(1 - e) >= 0.5
     return t[keep], p[keep]
 
 
