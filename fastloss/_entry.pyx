@@ -198,12 +198,27 @@ cdef inline bint _same_buffer(object a, cnp.ndarray p):
 
 cdef Py_ssize_t _weights_block(const floating* w, Py_ssize_t start, Py_ssize_t stop,
                                double* out) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(start, stop):
-        bad |= not (w[i] >= 0 and w[i] < INFINITY)
+    cdef Py_ssize_t i, j
+    cdef floating low[SUM_LANES]
+    cdef floating lowest = INFINITY
+    # The check is a min over SUM_LANES lanes (a negative weight) and the float64 sum (NaN or
+    # inf make it non-finite; a sum that overflows from finite weights is rescanned and
+    # passes). Both vectorize; the per-weight test `not (w >= 0 and w < inf)` compiled to a
+    # scalar loop of branches (and a min reduction would not vectorize: NaN order), half the
+    # time of a weighted MSE (1.6 of its 1.9 ns per float64 element).
+    for j in range(SUM_LANES):
+        low[j] = INFINITY
+    i = start
+    while i + SUM_LANES <= stop:
+        for j in range(SUM_LANES):
+            low[j] = w[i + j] if w[i + j] < low[j] else low[j]
+        i += SUM_LANES
+    for i in range(i, stop):
+        lowest = w[i] if w[i] < lowest else lowest
+    for j in range(SUM_LANES):
+        lowest = low[j] if low[j] < lowest else lowest
     out[0] = block_sum(w + start, stop - start)
-    if bad:
+    if not (lowest >= 0 and out[0] < INFINITY):
         for i in range(start, stop):
             if not (w[i] >= 0 and w[i] < INFINITY):
                 return i
