@@ -139,7 +139,7 @@ def kernel_registry(ew, rw):
         *_predicate(lambda b: b["opts"].get("column") == "True", "ew_loss", ew),
         "",
         "cdef inline bint ew_padded_loop(ew_loss L) noexcept nogil:",
-        *[x for b in ew if b["opts"].get("math") == "exp" for x in (
+        *[x for b in ew if b["opts"].get("math") == "inline" for x in (
             f"    if ew_loss is {b['name']}:", "        return not FL_EXP_INLINE")],
         *_predicate(lambda b: b["opts"].get("math") == "libm", "ew_loss", ew),
         "",
@@ -154,8 +154,8 @@ def kernel_registry(ew, rw):
     for b in ew:
         if b["opts"].get("cost", "cheap") not in ("cheap", "transcendental"):
             raise SystemExit(f"loss {b['name']}: cost must be cheap or transcendental")
-        if b["opts"].get("math", "arithmetic") not in ("arithmetic", "exp", "libm"):
-            raise SystemExit(f"loss {b['name']}: math must be arithmetic, exp or libm")
+        if b["opts"].get("math", "arithmetic") not in ("arithmetic", "inline", "libm"):
+            raise SystemExit(f"loss {b['name']}: math must be arithmetic, inline or libm")
 
     def run_branches(blocks, call, job="job", kernel="kernel", is_double="is_double", ret="return ",
                      otherwise="    return BAD_KERNEL"):

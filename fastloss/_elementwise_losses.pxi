@@ -9,10 +9,10 @@
 #                                     outside the loss's domain, else 0 (NaN is not: it propagates)
 # Options of the header: cost="cheap" | "transcendental" (when threads pay off), column=True
 # (the loss reads a per-column parameter such as pos_weight), math="arithmetic" (the default:
-# IEEE operations only) | "exp" (also f_exp_inline) | "libm" (libmvec/libm functions: f_exp,
-# f_log, f_log1p, f_expm1, whose vector and scalar versions round differently, so the driver
-# runs every element through the vector body; see ew_padded; "exp" too where f_exp_inline is
-# libmvec's exp, on the baseline build).
+# IEEE operations only) | "inline" (also f_exp_inline, f_log1p_inline: arithmetic too) |
+# "libm" (libmvec/libm functions: f_exp, f_log, f_log1p, f_expm1, whose vector and scalar
+# versions round differently, so the driver runs every element through the vector body; see
+# ew_padded; "inline" too where the inline functions are libmvec's, on the baseline build).
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 # Unused outputs are dead code after inlining: the loss-only loop never computes a gradient.
 
@@ -178,7 +178,7 @@ cdef inline void poisson_rate_math(floating t, floating p, floating eps, bint fu
     h[0] = r / m
 
 
-# @elementwise_loss(cost="transcendental", math="exp")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct PoissonLog:
     char unused
 
@@ -226,7 +226,7 @@ cdef inline void PoissonRateFull_math(PoissonRateFull L, floating t, floating p,
     poisson_rate_math(t, p, <floating>L.eps, True, l, g, h)
 
 
-# @elementwise_loss(cost="transcendental", math="exp")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct Gamma:
     char unused
 
@@ -244,7 +244,7 @@ cdef inline void Gamma_math(Gamma L, floating t, floating p, floating column,
     h[0] = ye
 
 
-# @elementwise_loss(cost="transcendental", math="exp")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct Tweedie:
     double a               # 2 - power
     double b               # 1 - power
@@ -282,7 +282,7 @@ cdef inline void Tweedie_math(Tweedie L, floating t, floating p, floating column
         h[0] = <floating>L.a * ea if first else -(<floating>L.b * yb)
 
 
-# @elementwise_loss(cost="transcendental", math="exp")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct TweedieNormal:
     char unused
 
@@ -364,7 +364,7 @@ cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floatin
     h[0] = u * u * u
 
 
-# @elementwise_loss(cost="transcendental", math="libm")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct MeanSquaredLogError:
     char unused
 
@@ -391,7 +391,7 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
                                   else 69.31471805599453)            # 40 ln 2, 100 ln 2
     cdef bint big = (ad > big_d) & ((p if p < t else t) < 0)
     cdef floating x = (ad * down if big else ad) / (1 + (p if p < t else t))
-    cdef floating lx = f_log1p(x) + (up if big else 0)
+    cdef floating lx = f_log1p_inline(x) + (up if big else 0)
     cdef floating e = lx if d >= 0 else -lx      # NaN stays NaN
     cdef floating u = 1 / (1 + p)
     l[0] = e * e

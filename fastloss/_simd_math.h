@@ -192,10 +192,76 @@ FL_INLINE float fl_expf_inline(float x) {
     return ((q + 1.0f) * s1) * s2;
 }
 
+/* log1p(x) as straight-line arithmetic (fdlibm's s_log1p.c method, branch-free), for loops
+ * whose transcendentals are all inline: no call, no spilled registers, the same bits in
+ * scalar and vector code. u = 1 + x = 2^k m with m in [sqrt(2)/2, sqrt(2)); f = m - 1,
+ * s = f / (2 + f); log(m) = f - hfsq + s (hfsq + R(s^2)) with hfsq = f^2 / 2 and fdlibm's
+ * minimax R (error below 2^-58); c = (1 + x) - u, the rounding of u, adds c / u. One
+ * division gives both s and 1/u (which needs only a few bits: c / u is below half an ulp
+ * of the result). NaN, +inf, -1 and x < -1 are selected at the end. */
+FL_INLINE double fl_log1p_inline(double x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    double u = 1.0 + x;
+    unsigned long long hx = fl_double_to_bits(u);
+    unsigned long long eb = (hx >> 52) & 0x7ff;
+    unsigned long long hm = hx & 0x000fffffffffffffULL;
+    int up = hm > 0x6a09e667f3bccULL;              /* m >= sqrt(2): halve it */
+    double m = fl_bits_to_double(hm | (up ? 0x3fe0000000000000ULL : 0x3ff0000000000000ULL));
+    /* The exponent as a double without an int64 conversion (none in AVX2). */
+    double kd = (fl_bits_to_double(0x4330000000000000ULL | eb) - 0x1p52) - 1023.0 + (up ? 1.0 : 0.0);
+    double c = eb > 1023 ? 1.0 - (u - x) : x - (u - 1.0);   /* exact */
+    double f = m - 1.0;
+    double D = 1.0 / (m * (1.0 + m));
+    double sv = f * m * D;                          /* f / (2 + f) */
+    /* 1/u = 2^-k / m; k capped (c / u is negligible there) so that 2^-k stays normal. */
+    double kc = kd > 100.0 ? 100.0 : kd;
+    double inv_2k = fl_bits_to_double(fl_double_to_bits((1023.0 - kc) + 0x1p52) << 52);
+    double cu = c * ((1.0 + m) * D) * inv_2k;
+    double z = sv * sv, z2 = z * z, z4 = z2 * z2;
+    double R = z * (fl_fma(3.999999999940941908e-01, z, 6.666666666666735130e-01)
+                    + z2 * fl_fma(2.222219843214978396e-01, z, 2.857142874366239149e-01)
+                    + z4 * fl_fma(z, fl_fma(1.479819860511658591e-01, z, 1.531383769920937332e-01),
+                                  1.818357216161805012e-01));
+    double hfsq = 0.5 * f * f;
+    double r = kd * ln2_hi - ((hfsq - (sv * (hfsq + R) + fl_fma(kd, ln2_lo, cu))) - f);
+    r = x > -1.0 ? r : (x == -1.0 ? -INFINITY : NAN);
+    r = (x == INFINITY) | (x == 0.0) ? x : r;      /* -0 stays -0 */
+    return x != x ? x : r;
+}
+
+FL_INLINE float fl_log1pf_inline(float x) {
+    const float ln2_hi = 6.9313812256e-01f, ln2_lo = 9.0580006145e-06f;
+    float u = 1.0f + x;
+    unsigned int hx = fl_float_to_bits(u);
+    unsigned int eb = (hx >> 23) & 0xff;
+    unsigned int hm = hx & 0x007fffffu;
+    int up = hm > 0x3504f3u;
+    float m = fl_bits_to_float(hm | (up ? 0x3f000000u : 0x3f800000u));
+    float kd = (fl_bits_to_float(0x4b000000u | eb) - 0x1p23f) - 127.0f + (up ? 1.0f : 0.0f);
+    float c = eb > 127 ? 1.0f - (u - x) : x - (u - 1.0f);
+    float f = m - 1.0f;
+    float D = 1.0f / (m * (1.0f + m));
+    float sv = f * m * D;
+    float kc = kd > 40.0f ? 40.0f : kd;
+    float inv_2k = fl_bits_to_float(fl_float_to_bits((127.0f - kc) + 0x1p23f) << 23);
+    float cu = c * ((1.0f + m) * D) * inv_2k;
+    float z = sv * sv, z2 = z * z;
+    /* FreeBSD's e_logf.c minimax R (|s| <= 0.1716, error below 2^-34). */
+    float R = z * fl_fmaf(0xccce13.0p-25f, z, 0xaaaaaa.0p-24f)
+              + z2 * z * fl_fmaf(0xf89e26.0p-26f, z, 0x91e9ee.0p-25f);
+    float hfsq = 0.5f * f * f;
+    float r = kd * ln2_hi - ((hfsq - (sv * (hfsq + R) + fl_fmaf(kd, ln2_lo, cu))) - f);
+    r = x > -1.0f ? r : (x == -1.0f ? -INFINITY : NAN);
+    r = (x == INFINITY) | (x == 0.0f) ? x : r;      /* -0 stays -0 */
+    return x != x ? x : r;
+}
+
 #else
 #define FL_EXP_INLINE 0
 FL_INLINE double fl_exp_inline(double x) { return exp(x); }
 FL_INLINE float fl_expf_inline(float x) { return expf(x); }
+FL_INLINE double fl_log1p_inline(double x) { return log1p(x); }
+FL_INLINE float fl_log1pf_inline(float x) { return log1pf(x); }
 #endif
 
 /* A hint to fetch the cache line holding p (never faults). Compute-bound loops (exp, log)

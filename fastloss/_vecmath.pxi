@@ -17,6 +17,8 @@ cdef extern from "_simd_math.h" nogil:
     bint FL_EXP_INLINE
     double fl_exp_inline(double)
     float fl_expf_inline(float)
+    double fl_log1p_inline(double)
+    float fl_log1pf_inline(float)
     void fl_prefetch(const void*)
     void fl_prefetch_write(const void*)
     int fl_vm_kind(int which)
@@ -36,6 +38,14 @@ cdef inline floating f_exp_inline(floating x) noexcept nogil:
         return fl_expf_inline(x)
     else:
         return fl_exp_inline(x)
+
+cdef inline floating f_log1p_inline(floating x) noexcept nogil:
+    # log1p as inline arithmetic (fdlibm's method; see _simd_math.h), for loops whose
+    # transcendentals are all inline. libmvec's log1p where f_exp_inline is libmvec's exp.
+    if floating is float:
+        return fl_log1pf_inline(x)
+    else:
+        return fl_log1p_inline(x)
 
 cdef inline floating f_log(floating x) noexcept nogil:
     if floating is float:
