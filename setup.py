@@ -262,13 +262,13 @@ if sanitize:
 else:
     # -g0: no debug info in the modules (a fifth of their size, and of the compile time).
     base_flags += ["-O3", "-g0"]
+    link_san = []
 # Each kernel module instantiates every loss's math in every loop, and gcc stops inlining
 # once the module has grown by 40% (its default): Tweedie's loss+gradient loop then called
 # its inline exp out of line, scalar, at 18 ns an element instead of 2. 200% lets every
 # `inline` helper inline (+20% compile time, +12% code); compilers without the knob skip it.
 if _compiles(["--param=inline-unit-growth=200"]):
     base_flags += ["--param=inline-unit-growth=200"]
-    link_san = []
 
 if native:
     variants = {"native": ["-march=native", "-mprefer-vector-width=512"]}
