@@ -118,7 +118,7 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     h[0] = h[0] + (1 - y) / (eps if den < eps else den)
 
 
-# @elementwise_loss(cost="transcendental", math="libm")
+# @elementwise_loss(cost="transcendental", math="inline")
 cdef struct LogCosh:
     char unused
 
@@ -130,14 +130,14 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
     #   tanh(a) = -w (2 + w) / (1 + e**2),   sech(a)**2 = 4 e**2 / (1 + e**2)**2
     cdef floating d = p - t
     cdef floating a = fabs(d)
-    cdef floating e = f_exp(-a)
-    cdef floating w = f_expm1(-a)
+    cdef floating w
+    cdef floating e = f_exp_expm1_inline(-a, &w)
     cdef floating e2 = e * e
     # 1 + e**2 rounded once whichever outputs the loop keeps (the method called): see f_fma.
     cdef floating den = f_fma(e, e, 1)
     cdef bint small = a < 2
     # One log1p for both forms, so that the vector loop calls it once per element.
-    l[0] = (0 if small else a - <floating>0.6931471805599453) + f_log1p(
+    l[0] = (0 if small else a - <floating>0.6931471805599453) + f_log1p_inline(
         w * w / (2 * e) if small else e2)
     g[0] = sign(d) * (-w * (2 + w) / den)
     h[0] = 4 * e2 / (den * den)

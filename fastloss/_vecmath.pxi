@@ -18,6 +18,10 @@ cdef extern from "_simd_math.h" nogil:
     double fl_exp_inline(double)
     float fl_expf_inline(float)
     double fl_log1p_inline(double)
+    double fl_expm1_inline(double)
+    float fl_expm1f_inline(float)
+    double fl_exp_expm1_inline(double, double*)
+    float fl_expf_expm1f_inline(float, float*)
     float fl_log1pf_inline(float)
     void fl_prefetch(const void*)
     void fl_prefetch_write(const void*)
@@ -46,6 +50,23 @@ cdef inline floating f_log1p_inline(floating x) noexcept nogil:
         return fl_log1pf_inline(x)
     else:
         return fl_log1p_inline(x)
+
+cdef inline floating f_expm1_inline(floating x) noexcept nogil:
+    # expm1 from f_exp_inline's reduction (see _simd_math.h): a loop that calls both on one x
+    # computes the reduction and the polynomial once. libmvec's expm1 where f_exp_inline is
+    # libmvec's exp.
+    if floating is float:
+        return fl_expm1f_inline(x)
+    else:
+        return fl_expm1_inline(x)
+
+cdef inline floating f_exp_expm1_inline(floating x, floating* em1) noexcept nogil:
+    # exp(x), and expm1(x) in em1, from one reduction (the pair as f_exp_inline and
+    # f_expm1_inline give them).
+    if floating is float:
+        return fl_expf_expm1f_inline(x, em1)
+    else:
+        return fl_exp_expm1_inline(x, em1)
 
 cdef inline floating f_log(floating x) noexcept nogil:
     if floating is float:
