@@ -266,10 +266,9 @@ FL_INLINE double fl_log1p_inline(double x) {
     double r = kd * ln2_hi - ((hfsq - (sv * (hfsq + R) + fl_fma(kd, ln2_lo, cu))) - f);
     /* Tiny x: c / u is as large as the result itself there, and its few-bit 1/u would
      * cost an ulp; x - x^2/2 is exact to 2^-58 relative. */
-    r = fabs(x) < 0x1p-29 ? fl_fma(-0.5 * x, x, x) : r;
+    r = fabs(x) < 0x1p-29 ? fl_fma(-0.5 * x, x, x) : r;   /* +-0 too, with its sign */
     r = x > -1.0 ? r : (x == -1.0 ? -INFINITY : NAN);
-    r = (x == INFINITY) | (x == 0.0) ? x : r;      /* -0 stays -0 */
-    return x != x ? x : r;
+    return x < INFINITY ? r : x;                   /* +inf, and NaN as it came */
 }
 
 FL_INLINE float fl_log1pf_inline(float x) {
@@ -296,8 +295,7 @@ FL_INLINE float fl_log1pf_inline(float x) {
     float r = kd * ln2_hi - ((hfsq - (sv * (hfsq + R) + fl_fmaf(kd, ln2_lo, cu))) - f);
     r = fabsf(x) < 0x1p-15f ? fl_fmaf(-0.5f * x, x, x) : r;
     r = x > -1.0f ? r : (x == -1.0f ? -INFINITY : NAN);
-    r = (x == INFINITY) | (x == 0.0f) ? x : r;      /* -0 stays -0 */
-    return x != x ? x : r;
+    return x < INFINITY ? r : x;
 }
 
 #else
