@@ -167,26 +167,25 @@ FL_INLINE double fl_exp_inline(double x) {
     return ((q + 1.0) * s1) * s2;
 }
 
-/* expm1(x) from the same parts: e^x - 1 = q 2^k + (2^k - 1), rounded once by the fma; 2^k - 1
- * is exact for |k| <= 53 (and rounds to -1 below, where the result is -1 anyway; above x = 40
- * the 1 is below the result's rounding, and e^x - 1 avoids 2^1024). k = 0 for
- * |x| <= ln2/2 gives q itself: full relative precision at tiny x. Measured against long
- * double (tests/test_vecmath.py): x <= 0 at most 1.17 ulp (double), 0.85 (float); x > 0
- * 1.7 and 1.6 (k = 1 doubles q's error). */
-FL_INLINE double fl_expm1_inline(double x) {
+/* exp(x), and expm1(x) in *em1, from the same parts (LogCosh needs both):
+ * e^x - 1 = q 2^k + (2^k - 1), rounded once by the fma; 2^k - 1 is exact for |k| <= 53 (and
+ * rounds to -1 below, where the result is -1 anyway; above x = 40 the 1 is below the
+ * result's rounding, and e^x - 1 avoids 2^1024). k = 0 for |x| <= ln2/2 gives q itself: full
+ * relative precision at tiny x. Measured against long double (tests/test_vecmath.py): x <= 0
+ * at most 1.17 ulp (double), 0.85 (float); x > 0 1.7 and 1.6 (k = 1 doubles q's error). */
+FL_INLINE double fl_exp_expm1_inline(double x, double* em1) {
     double s1, s2, q = fl_exp_parts(x, &s1, &s2);
     double s = s1 * s2;                      /* inf for k = 1024: x > 40 takes e^x - 1 */
     double r = x > 40.0 ? ((q + 1.0) * s1) * s2 - 1.0 : fl_fma(q, s, s - 1.0);
-    return x == 0.0 ? x : r;                     /* -0 stays -0 */
+    *em1 = x == 0.0 ? x : r;                 /* -0 stays -0 */
+    return ((q + 1.0) * s1) * s2;
 }
 
-/* Both at once, for a loss that needs both (LogCosh): one reduction and polynomial. */
-FL_INLINE double fl_exp_expm1_inline(double x, double* em1) {
-    double s1, s2, q = fl_exp_parts(x, &s1, &s2);
-    double s = s1 * s2;
-    double r = x > 40.0 ? ((q + 1.0) * s1) * s2 - 1.0 : fl_fma(q, s, s - 1.0);
-    *em1 = x == 0.0 ? x : r;
-    return ((q + 1.0) * s1) * s2;
+/* expm1 alone: the pair's exp is dead code after inlining. */
+FL_INLINE double fl_expm1_inline(double x) {
+    double w;
+    (void)fl_exp_expm1_inline(x, &w);
+    return w;
 }
 
 FL_INLINE float fl_expf_parts(float x, float* s1, float* s2) {
@@ -215,19 +214,18 @@ FL_INLINE float fl_expf_inline(float x) {
     return ((q + 1.0f) * s1) * s2;
 }
 
-FL_INLINE float fl_expm1f_inline(float x) {
-    float s1, s2, q = fl_expf_parts(x, &s1, &s2);
-    float s = s1 * s2;
-    float r = x > 20.0f ? ((q + 1.0f) * s1) * s2 - 1.0f : fl_fmaf(q, s, s - 1.0f);
-    return x == 0.0f ? x : r;
-}
-
 FL_INLINE float fl_expf_expm1f_inline(float x, float* em1) {
     float s1, s2, q = fl_expf_parts(x, &s1, &s2);
     float s = s1 * s2;
     float r = x > 20.0f ? ((q + 1.0f) * s1) * s2 - 1.0f : fl_fmaf(q, s, s - 1.0f);
     *em1 = x == 0.0f ? x : r;
     return ((q + 1.0f) * s1) * s2;
+}
+
+FL_INLINE float fl_expm1f_inline(float x) {
+    float w;
+    (void)fl_expf_expm1f_inline(x, &w);
+    return w;
 }
 
 /* log1p(x) as straight-line arithmetic (fdlibm's s_log1p.c method, branch-free), for loops

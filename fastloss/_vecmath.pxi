@@ -52,9 +52,8 @@ cdef inline floating f_log1p_inline(floating x) noexcept nogil:
         return fl_log1p_inline(x)
 
 cdef inline floating f_expm1_inline(floating x) noexcept nogil:
-    # expm1 from f_exp_inline's reduction (see _simd_math.h): a loop that calls both on one x
-    # computes the reduction and the polynomial once. libmvec's expm1 where f_exp_inline is
-    # libmvec's exp.
+    # expm1 from f_exp_inline's reduction (see _simd_math.h); f_exp_expm1_inline where both
+    # are needed. libmvec's expm1 where f_exp_inline is libmvec's exp.
     if floating is float:
         return fl_expm1f_inline(x)
     else:
