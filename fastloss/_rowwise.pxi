@@ -33,14 +33,18 @@ cdef inline floating rw_one_minus_q(const floating* q, floating inv, double rest
     return 1 - q[j] * inv
 
 
+cdef extern from "_rows.h" nogil:
+    # The first largest element's index, NaNs passed over (a NaN x[0] is the row's), in
+    # vector registers where the target has them: the same index as the scalar loop.
+    Py_ssize_t fl_row_argmax(const double* x, Py_ssize_t k)
+    Py_ssize_t fl_row_argmaxf(const float* x, Py_ssize_t k)
+
+
 cdef inline Py_ssize_t row_argmax(const floating* x, Py_ssize_t k) noexcept nogil:
-    cdef floating mx = x[0]
-    cdef Py_ssize_t j, a = 0
-    for j in range(1, k):
-        if x[j] > mx:
-            mx = x[j]
-            a = j
-    return a
+    if floating is float:
+        return fl_row_argmaxf(x, k)
+    else:
+        return fl_row_argmax(x, k)
 
 
 # Rows at least this long are summed in SUM_LANES lanes (the sum's order, so its bits, depend
@@ -163,8 +167,10 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             z = stage
 
     if job.inputs == ROWS_SOFTMAX:
+        # (every row's argmax first: rows' compare chains then overlap out of order)
         for r in range(m):
             amax[r] = row_argmax(z + r * k, k)
+        for r in range(m):
             mx = z[r * k + amax[r]]
             for j in range(k):
                 lq[r * k + j] = z[r * k + j] - mx
