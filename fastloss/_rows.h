@@ -21,14 +21,9 @@
 #define FASTLOSS_ROWS_H
 #include <stddef.h>
 #include <math.h>
+#include "_simd_math.h"   /* FL_INLINE */
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define FL_ROWS_INLINE static inline __attribute__((always_inline))
-#else
-#define FL_ROWS_INLINE static inline
 #endif
 
 /* Below this many elements the scalar loop is faster (the vector path's fixed cost is a
@@ -48,9 +43,9 @@
         return a;                                                                            \
     }
 
-FL_ROWS_INLINE ptrdiff_t fl_row_argmax_scalar(const double* x, ptrdiff_t k)
+FL_INLINE ptrdiff_t fl_row_argmax_scalar(const double* x, ptrdiff_t k)
     FL_ROW_ARGMAX_SCALAR(double)
-FL_ROWS_INLINE ptrdiff_t fl_row_argmaxf_scalar(const float* x, ptrdiff_t k)
+FL_INLINE ptrdiff_t fl_row_argmaxf_scalar(const float* x, ptrdiff_t k)
     FL_ROW_ARGMAX_SCALAR(float)
 
 #if defined(__AVX512F__)
@@ -94,83 +89,68 @@ FL_ROWS_INLINE ptrdiff_t fl_row_argmaxf_scalar(const float* x, ptrdiff_t k)
         return j + __builtin_ctz(e);                                                         \
     }
 
-FL_ROWS_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k)
+FL_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k)
     FL_ROW_ARGMAX_AVX512(double, 8, __mmask8, __m512d, pd, fl_row_argmax_scalar)
-FL_ROWS_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k)
+FL_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k)
     FL_ROW_ARGMAX_AVX512(float, 16, __mmask16, __m512, ps, fl_row_argmaxf_scalar)
 
 #elif defined(__AVX2__)
 
 /* The lanes' maximum of a 4-double vector, in every lane. */
-FL_ROWS_INLINE __m256d fl_hmax4(__m256d v) {
+FL_INLINE __m256d fl_hmax4(__m256d v) {
     v = _mm256_max_pd(v, _mm256_permute2f128_pd(v, v, 1));
     return _mm256_max_pd(v, _mm256_permute_pd(v, 5));
 }
 
-FL_ROWS_INLINE __m256 fl_hmax8(__m256 v) {
+FL_INLINE __m256 fl_hmax8(__m256 v) {
     v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
     v = _mm256_max_ps(v, _mm256_permute_ps(v, 0x4e));
     return _mm256_max_ps(v, _mm256_permute_ps(v, 0xb1));
 }
 
-FL_ROWS_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k) {
-    ptrdiff_t j, t = k & 3;
-    /* lane l of the tail is live where l < t: the sign bit of (l - t) */
-    __m256i tail = _mm256_sub_epi64(_mm256_set_epi64x(3, 2, 1, 0), _mm256_set1_epi64x(t));
-    __m256d acc = _mm256_set1_pd(-INFINITY), top;
-    int e;
-    if (k < FL_ROW_ARGMAX_VECTOR_FROM)
-        return fl_row_argmax_scalar(x, k);
-    if (x[0] != x[0])
-        return 0;
-    for (j = 0; j + 4 <= k; j += 4)
-        acc = _mm256_max_pd(_mm256_loadu_pd(x + j), acc);
-    if (t)
-        acc = _mm256_max_pd(_mm256_blendv_pd(acc, _mm256_maskload_pd(x + j, tail),
-                                             _mm256_castsi256_pd(tail)), acc);
-    top = fl_hmax4(acc);
-    for (j = 0; j + 4 <= k; j += 4) {
-        e = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x + j), top, _CMP_EQ_OQ));
-        if (e)
-            return j + __builtin_ctz(e);
+/* The long-row method of the AVX-512 path (lane maxima, then the first lane equal to their
+ * maximum) on W = 4 doubles or 8 floats. Lane l of the tail is live where l < t, i.e. where
+ * the sign bit of (l - t) is set: maskload's and blendv's mask. */
+#define FL_ROW_ARGMAX_AVX2(W, V, SFX, EPI, SET1, LANES, HMAX, SCALAR)                         \
+    {                                                                                        \
+        ptrdiff_t j, t = k & (W - 1);                                                        \
+        __m256i tail = _mm256_sub_##EPI(LANES, SET1(t));                                     \
+        V acc = _mm256_set1_##SFX(-INFINITY), top;                                           \
+        int e;                                                                               \
+        if (k < FL_ROW_ARGMAX_VECTOR_FROM)                                                   \
+            return SCALAR(x, k);                                                             \
+        if (x[0] != x[0])                                                                    \
+            return 0;                                                                        \
+        for (j = 0; j + W <= k; j += W)                                                      \
+            acc = _mm256_max_##SFX(_mm256_loadu_##SFX(x + j), acc);                          \
+        if (t)                                                                               \
+            acc = _mm256_max_##SFX(_mm256_blendv_##SFX(acc, _mm256_maskload_##SFX(x + j, tail), \
+                                                       _mm256_castsi256_##SFX(tail)), acc);  \
+        top = HMAX(acc);                                                                     \
+        for (j = 0; j + W <= k; j += W) {                                                    \
+            e = _mm256_movemask_##SFX(_mm256_cmp_##SFX(_mm256_loadu_##SFX(x + j), top,      \
+                                                       _CMP_EQ_OQ));                         \
+            if (e)                                                                           \
+                return j + __builtin_ctz(e);                                                 \
+        }                                                                                    \
+        e = _mm256_movemask_##SFX(_mm256_cmp_##SFX(_mm256_maskload_##SFX(x + j, tail), top,  \
+                                                   _CMP_EQ_OQ)) & ((1 << t) - 1);            \
+        return j + __builtin_ctz(e);                                                         \
     }
-    e = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_maskload_pd(x + j, tail), top, _CMP_EQ_OQ))
-        & ((1 << t) - 1);
-    return j + __builtin_ctz(e);
-}
 
-FL_ROWS_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k) {
-    ptrdiff_t j, t = k & 7;
-    __m256i tail = _mm256_sub_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
-                                    _mm256_set1_epi32((int)t));
-    __m256 acc = _mm256_set1_ps(-INFINITY), top;
-    int e;
-    if (k < FL_ROW_ARGMAX_VECTOR_FROM)
-        return fl_row_argmaxf_scalar(x, k);
-    if (x[0] != x[0])
-        return 0;
-    for (j = 0; j + 8 <= k; j += 8)
-        acc = _mm256_max_ps(_mm256_loadu_ps(x + j), acc);
-    if (t)
-        acc = _mm256_max_ps(_mm256_blendv_ps(acc, _mm256_maskload_ps(x + j, tail),
-                                             _mm256_castsi256_ps(tail)), acc);
-    top = fl_hmax8(acc);
-    for (j = 0; j + 8 <= k; j += 8) {
-        e = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), top, _CMP_EQ_OQ));
-        if (e)
-            return j + __builtin_ctz(e);
-    }
-    e = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(x + j, tail), top, _CMP_EQ_OQ))
-        & ((1 << t) - 1);
-    return j + __builtin_ctz(e);
-}
+FL_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k)
+    FL_ROW_ARGMAX_AVX2(4, __m256d, pd, epi64, _mm256_set1_epi64x,
+                       _mm256_set_epi64x(3, 2, 1, 0), fl_hmax4, fl_row_argmax_scalar)
+FL_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k)
+    FL_ROW_ARGMAX_AVX2(8, __m256, ps, epi32, _mm256_set1_epi32,
+                       _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), fl_hmax8, fl_row_argmaxf_scalar)
 
 #else
 
-FL_ROWS_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k) {
+FL_INLINE ptrdiff_t fl_row_argmax(const double* x, ptrdiff_t k) {
     return fl_row_argmax_scalar(x, k);
 }
-FL_ROWS_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k) {
+FL_INLINE ptrdiff_t fl_row_argmaxf(const float* x, ptrdiff_t k) {
     return fl_row_argmaxf_scalar(x, k);
 }
 
