@@ -6,17 +6,12 @@ the row-wise kernels' bits depend on).
 Each row is placed at the very end of a page followed by an inaccessible one, so a vector
 load past the row's end would crash the harness. Skipped without a C compiler, off x86-64
 Linux, where the CPU cannot run a variant, or without the sources (installed-wheel runs)."""
-import os
-import platform
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = os.path.join(ROOT, "fastloss", "_rows.h")
+import c_harness
 
 HARNESS = r"""
 #include <stdio.h>
@@ -54,24 +49,10 @@ SIZES = list(range(1, 41)) + [47, 48, 63, 64, 65, 100, 1000]
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def argmax(request, tmp_path_factory):
-    if platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"):
-        pytest.skip("the vector paths are checked on x86-64 Linux")
-    if not os.path.exists(HEADER):
-        pytest.skip("fastloss/_rows.h is not at hand (tests of an installed package)")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("rows_" + request.param)
-    src, exe = d / "harness.c", d / "harness"
-    src.write_text(HARNESS)
     flags = ["-O2", "-fno-math-errno", "-fno-trapping-math", *VARIANTS[request.param]]
-    run = subprocess.run([cc, *flags, "-I", os.path.dirname(HEADER), str(src), "-o", str(exe)],
-                         capture_output=True, text=True)
-    if run.returncode != 0:
-        pytest.skip(f"the compiler cannot build {request.param}: {run.stderr[-500:]}")
-    probe = subprocess.run([str(exe), "d", "1"], input=np.zeros(1).tobytes(), capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"this CPU cannot run {request.param} code")
+    exe = c_harness.build("_rows.h", HARNESS, flags,
+                          tmp_path_factory.mktemp("rows_" + request.param), ["d", "1"],
+                          np.zeros(1).tobytes(), "the row argmax")
 
     def call(x):
         out = subprocess.run([str(exe), "d" if x.dtype == np.float64 else "f", str(x.shape[1])],

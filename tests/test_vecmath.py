@@ -6,17 +6,12 @@ The header is compiled here, by itself, with the flags of the AVX2 kernels (the 
 are arithmetic only where FMA and AVX2 exist; elsewhere they are the C library's own), and
 run over random and special inputs. Skipped without a C compiler, on other machines than
 x86-64, or where the sources are not at hand (tests run against an installed wheel)."""
-import os
-import platform
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = os.path.join(ROOT, "fastloss", "_simd_math.h")
+import c_harness
 
 HARNESS = r"""
 #include <stdio.h>
@@ -50,27 +45,12 @@ int main(int argc, char** argv) {
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    if platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"):
-        pytest.skip("the inline functions are checked on x86-64 Linux")
-    if not os.path.exists(HEADER):
-        pytest.skip("fastloss/_simd_math.h is not at hand (tests of an installed package)")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
     if np.finfo(np.longdouble).nmant < 63:
         pytest.skip("long double is not x87 extended precision here")
-    d = tmp_path_factory.mktemp("vecmath")
-    src, exe = d / "harness.c", d / "harness"
-    src.write_text(HARNESS)
     # The kernels' flags: no errno, no traps, FMA + AVX2 (x86-64-v3), so FL_EXP_INLINE is 1.
     flags = ["-O2", "-march=x86-64-v3", "-fno-math-errno", "-fno-trapping-math"]
-    run = subprocess.run([cc, *flags, "-I", os.path.dirname(HEADER), str(src), "-o", str(exe),
-                          "-lm"], capture_output=True, text=True)
-    if run.returncode != 0:
-        pytest.skip(f"the compiler cannot build for x86-64-v3: {run.stderr[-500:]}")
-    probe = subprocess.run([str(exe), "e", "d"], input=np.zeros(1).tobytes(), capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("this CPU cannot run x86-64-v3 code")
+    exe = c_harness.build("_simd_math.h", HARNESS, flags, tmp_path_factory.mktemp("vecmath"),
+                          ["e", "d"], np.zeros(1).tobytes(), "the inline functions")
 
     def call(fn, x):
         out = subprocess.run([str(exe), fn, "d" if x.dtype == np.float64 else "f"],

@@ -1,0 +1,39 @@
+"""Compiling one of fastloss's C headers by itself into a small test program.
+
+The tests of _simd_math.h (test_vecmath.py) and _rows.h (test_rows.py) build a harness around
+the header with the kernels' flags and run it on inputs from NumPy. `build` skips the calling
+test where that cannot be done: off x86-64 Linux, without the sources (tests against an
+installed wheel), without a C compiler, where the compiler cannot target the flags, or where
+this CPU cannot run the result."""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fastloss")
+
+
+def build(header, harness, flags, directory, probe_args, probe_input, what):
+    """The path of `harness` (C source including `header`) compiled with `flags` into
+    `directory`, once a run with `probe_args` on `probe_input` (bytes) has succeeded."""
+    x86_64 = platform.machine().lower() in ("x86_64", "amd64")
+    if not x86_64 or not sys.platform.startswith("linux"):
+        pytest.skip(f"{what} is checked on x86-64 Linux")
+    if not os.path.exists(os.path.join(SOURCES, header)):
+        pytest.skip(f"fastloss/{header} is not at hand (tests of an installed package)")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = directory / "harness.c", directory / "harness"
+    src.write_text(harness)
+    run = subprocess.run([cc, *flags, "-I", SOURCES, str(src), "-o", str(exe), "-lm"],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        pytest.skip(f"the compiler cannot build {' '.join(flags)}: {run.stderr[-500:]}")
+    if subprocess.run([str(exe), *probe_args], input=probe_input,
+                      capture_output=True).returncode != 0:
+        pytest.skip(f"this CPU cannot run {' '.join(flags)} code")
+    return exe
