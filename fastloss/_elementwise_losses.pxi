@@ -36,7 +36,7 @@ cdef struct MeanAbsoluteError:
 cdef inline void MeanAbsoluteError_math(MeanAbsoluteError L, floating t, floating p, floating column,
                                         floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
-    l[0] = fabs(d)
+    l[0] = f_abs(d)
     g[0] = sign(d)
     h[0] = nan_or_zero(d)
 
@@ -48,7 +48,7 @@ cdef struct Huber:
 cdef inline void Huber_math(Huber L, floating t, floating p, floating column,
                             floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
-    cdef floating ad = fabs(d)
+    cdef floating ad = f_abs(d)
     if ad < <floating>L.delta:
         l[0] = <floating>0.5 * d * d
         g[0] = d
@@ -68,19 +68,21 @@ cdef inline void BinaryCrossEntropyLogits_math(BinaryCrossEntropyLogits L, float
                                                floating p, floating column, floating* l,
                                                floating* g, floating* h) noexcept nogil:
     # l = (1 + (column-1) y) softplus(-z) + (1-y) z, rewritten so that no large terms cancel:
-    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `column` is pos_weight.
+    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `column` is pos_weight. (`one`: Cython
+    # writes a literal 1 as the double 1.0, and float32 arithmetic with it ran in double.)
+    cdef floating one = 1
     cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
-    cdef floating e = f_exp(-fabs(p))
+    cdef floating e = f_exp(-f_abs(p))
     cdef floating sp = f_log1p(e)
-    cdef floating lw = 1 + (column - 1) * y
+    cdef floating lw = one + (column - one) * y
     cdef floating s_pos, s_neg
-    l[0] = lw * sp + ((1 - y) * p if p >= 0 else -column * y * p)
-    s_pos = 1 / (1 + e)          # sigmoid(|z|)
+    l[0] = lw * sp + ((one - y) * p if p >= 0 else -column * y * p)
+    s_pos = one / (one + e)      # sigmoid(|z|)
     s_neg = e * s_pos            # sigmoid(-|z|) = 1 - sigmoid(|z|), without cancellation
     if p >= 0:
-        g[0] = (1 - y) * s_pos - column * y * s_neg
+        g[0] = (one - y) * s_pos - column * y * s_neg
     else:
-        g[0] = (1 - y) * s_neg - column * y * s_pos
+        g[0] = (one - y) * s_neg - column * y * s_pos
     h[0] = lw * s_pos * s_neg
 
 
@@ -129,7 +131,7 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
     #               = a - log 2 + log1p(e**2)      no overflow at any a (a >= 2)
     #   tanh(a) = -w (2 + w) / (1 + e**2),   sech(a)**2 = 4 e**2 / (1 + e**2)**2
     cdef floating d = p - t
-    cdef floating a = fabs(d)
+    cdef floating a = f_abs(d)
     cdef floating w
     cdef floating e = f_exp_expm1_inline(-a, &w)
     cdef floating e2 = e * e
@@ -271,7 +273,7 @@ cdef inline void Tweedie_math(Tweedie L, floating t, floating p, floating column
     cdef floating yb = t * eb
     cdef floating la = ea * <floating>L.inv_a
     cdef floating lb = yb * <floating>L.inv_b
-    cdef bint both = (fabs(ea) == INFINITY) & (fabs(yb) == INFINITY)
+    cdef bint both = (f_abs(ea) == INFINITY) & (f_abs(yb) == INFINITY)
     cdef bint first = p > 0
     l[0] = la - lb
     g[0] = ea - yb
@@ -322,7 +324,7 @@ cdef struct SmoothL1:
 cdef inline void SmoothL1_math(SmoothL1 L, floating t, floating p, floating column,
                                floating* l, floating* g, floating* h) noexcept nogil:
     cdef floating d = p - t
-    cdef floating ad = fabs(d)
+    cdef floating ad = f_abs(d)
     cdef floating ib = <floating>L.inv_beta
     if ad < <floating>L.beta:
         l[0] = <floating>0.5 * d * d * ib
@@ -349,7 +351,7 @@ cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floatin
     # to the last bit), and r**2 is never formed (it would overflow at |d| = 1e155).
     cdef floating big = <floating>(8192.0 if floating is float else 134217728.0)
     cdef floating d = p - t
-    cdef floating a = fabs(d)
+    cdef floating a = f_abs(d)
     cdef floating r = a * <floating>L.inv_delta
     cdef bint huge = r >= big
     cdef floating rc = 0 if huge else r               # NaN stays NaN
@@ -382,7 +384,7 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
     # only where |p - t| is near the dtype's limit and 1 + min(p, t) < 1: there the true
     # argument exceeds 2**800 (float32: 2**60), log1p(x) is log(x), and x is formed scaled.
     cdef floating d = p - t
-    cdef floating ad = fabs(d)
+    cdef floating ad = f_abs(d)
     cdef floating big_d = <floating>(1.2676506002282294e30 if floating is float
                                      else 8.452712498170644e270)     # 2**100, 2**900
     cdef floating down = <floating>(9.094947017729282e-13 if floating is float
@@ -420,28 +422,31 @@ cdef inline void binary_focal_logits(floating t, floating p, double smooth_scale
     #   h = a_t u^gamma (gamma (gamma-1) r^2 B + 2 gamma r B' + gamma r (sn - s) B + B'')
     # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|); r B is 0
     # where r is (|z| -> inf), and so are the hard labels' (1-y) z, y z at infinite z.
+    # (`one`, `zero`, `two`: typed constants, as in BinaryCrossEntropyLogits_math)
+    cdef floating one = 1, zero = 0, two = 2
     cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
     cdef floating gm = <floating>gamma
-    cdef floating e = f_exp(-fabs(p))
+    cdef floating e = f_exp(-f_abs(p))
     cdef floating sp = f_log1p(e)
-    cdef floating s_pos = 1 / (1 + e)
+    cdef floating s_pos = one / (one + e)
     cdef floating s_neg = e * s_pos
     cdef bint pos = p >= 0
     cdef floating s = s_pos if pos else s_neg
     cdef floating sn = s_neg if pos else s_pos
-    cdef floating B = sp + (((1 - y) * p if y != 1 else 0) if pos else (-y * p if y != 0 else 0))
-    cdef floating Bp = (1 - y) * s - y * sn
-    cdef floating a = ((1 - y) + y * e) if pos else ((1 - y) * e + y)
-    cdef floating c = 1 - 2 * y
-    cdef floating r = c * (s_neg if a != 0 else s_pos) / (a if a != 0 else 1)
-    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (1 - y)) \
-        if has_alpha != 0 else 1
+    cdef floating B = sp + (((one - y) * p if y != 1 else zero) if pos else
+                            (-y * p if y != 0 else zero))
+    cdef floating Bp = (one - y) * s - y * sn
+    cdef floating a = ((one - y) + y * e) if pos else ((one - y) * e + y)
+    cdef floating c = one - two * y
+    cdef floating r = c * (s_neg if a != 0 else s_pos) / (a if a != 0 else one)
+    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (one - y)) \
+        if has_alpha != 0 else one
     cdef floating wt = at * focal_power(a * s_pos, gamma, p0, p1, p2, p3, p4, general)
     # r B -> 0 where r underflows to 0 (|z| -> inf; B grows like |z| only)
-    cdef floating rB = r * B if r != 0 else 0
+    cdef floating rB = r * B if r != 0 else zero
     l[0] = wt * B
     g[0] = wt * (gm * rB + Bp)
-    h[0] = wt * (gm * ((gm - 1) * r * rB + 2 * r * Bp + (sn - s) * rB) + s_pos * s_neg)
+    h[0] = wt * (gm * ((gm - one) * r * rB + two * r * Bp + (sn - s) * rB) + s_pos * s_neg)
 
 
 # @elementwise_loss(cost="transcendental", math="libm")

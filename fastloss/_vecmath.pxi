@@ -1,7 +1,7 @@
 # Scalar math for kernels, in both dtypes: exp/log/log1p resolve to glibc's vector math
 # library inside vectorized loops (see _simd_math.h). Kernel modules only.
 from cython cimport floating
-from libc.math cimport fabs, sqrt, sqrtf, INFINITY, NAN
+from libc.math cimport fabs, fabsf, sqrt, sqrtf, INFINITY, NAN
 
 cdef extern from "_simd_math.h" nogil:
     double exp(double)
@@ -84,6 +84,15 @@ cdef inline floating f_expm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
+
+cdef inline floating f_abs(floating x) noexcept nogil:
+    # libc's fabs takes and returns double: a float kernel's f_exp(-fabs(p)) took f_exp's
+    # double version (exp in double, converted both ways: float32 BCE from logits ran at
+    # float64's speed). In the dtype, as the other f_ functions.
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
 
 cdef inline floating f_sqrt(floating x) noexcept nogil:
     # One vector instruction (sqrtpd/sqrtps) inside vectorized loops (-fno-math-errno).
