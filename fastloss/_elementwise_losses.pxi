@@ -109,15 +109,16 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     # column * y feeds the loss and the gradient: every x * y + z written as f_fma, so that
     # each loop rounds alike whichever outputs it keeps (gcc contracted them differently).
     cdef floating cy = column * y
-    l[0] = -f_fma(cy, lp, (1 - y) * l1p)
-    lw = f_fma(column - 1, y, 1)
-    den = p * (1 - p)
+    cdef floating one = 1                # (typed: as in BinaryCrossEntropyLogits_math)
+    l[0] = -f_fma(cy, lp, (one - y) * l1p)
+    lw = f_fma(column - one, y, one)
+    den = p * (one - p)
     g[0] = f_fma(lw, p, -cy) / (eps if den < eps else den)
-    q = 1 - p
+    q = one - p
     den = p * p
     h[0] = column * y / (eps if den < eps else den)
     den = q * q
-    h[0] = h[0] + (1 - y) / (eps if den < eps else den)
+    h[0] = h[0] + (one - y) / (eps if den < eps else den)
 
 
 # @elementwise_loss(cost="transcendental", math="inline")
@@ -130,19 +131,21 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
     #   log cosh(a) = log1p(w**2 / (2 e))          no cancellation at tiny a (a < 2)
     #               = a - log 2 + log1p(e**2)      no overflow at any a (a >= 2)
     #   tanh(a) = -w (2 + w) / (1 + e**2),   sech(a)**2 = 4 e**2 / (1 + e**2)**2
+    # (typed constants: Cython writes literals as doubles, which made float32 run in double)
+    cdef floating one = 1, two = 2, four = 4
     cdef floating d = p - t
     cdef floating a = f_abs(d)
     cdef floating w
     cdef floating e = f_exp_expm1_inline(-a, &w)
     cdef floating e2 = e * e
     # 1 + e**2 rounded once whichever outputs the loop keeps (the method called): see f_fma.
-    cdef floating den = f_fma(e, e, 1)
+    cdef floating den = f_fma(e, e, one)
     cdef bint small = a < 2
     # One log1p for both forms, so that the vector loop calls it once per element.
-    l[0] = (0 if small else a - <floating>0.6931471805599453) + f_log1p_inline(
-        w * w / (2 * e) if small else e2)
-    g[0] = sign(d) * (-w * (2 + w) / den)
-    h[0] = 4 * e2 / (den * den)
+    l[0] = (<floating>0 if small else a - <floating>0.6931471805599453) + f_log1p_inline(
+        w * w / (two * e) if small else e2)
+    g[0] = sign(d) * (-w * (two + w) / den)
+    h[0] = four * e2 / (den * den)
 
 
 cdef inline floating poisson_stirling(floating t) noexcept nogil:
@@ -349,19 +352,20 @@ cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floatin
     #   g = d / s,   h = (1 / s)**3
     # Beyond r = 2**27 (2**13 in float32) 1 + r**2 rounds to r**2, so s = r (and g = +-delta
     # to the last bit), and r**2 is never formed (it would overflow at |d| = 1e155).
+    cdef floating one = 1, zero = 0     # (typed: a literal 1 is a double in Cython's C)
     cdef floating big = <floating>(8192.0 if floating is float else 134217728.0)
     cdef floating d = p - t
     cdef floating a = f_abs(d)
     cdef floating r = a * <floating>L.inv_delta
     cdef bint huge = r >= big
-    cdef floating rc = 0 if huge else r               # NaN stays NaN
-    cdef floating s = f_sqrt(f_fma(rc, rc, 1))
+    cdef floating rc = zero if huge else r            # NaN stays NaN
+    cdef floating s = f_sqrt(f_fma(rc, rc, one))
     # One division per element (division and sqrt bound this loop): v = 1 / (s (s + 1)), so
     # 1/s = (s + 1) v and 1/(s + 1) = s v; where s = r (huge), v = 1/r instead.
-    cdef floating v = 1 / (r if huge else s * (s + 1))
-    cdef floating u = v if huge else (s + 1) * v
+    cdef floating v = one / (r if huge else s * (s + one))
+    cdef floating u = v if huge else (s + one) * v
     # r / (s + 1) = 1 - 1/r + O(r**-2) where s = r: finite at d = +-inf (no inf / inf)
-    l[0] = a * ((1 - v) if huge else r * (s * v)) * <floating>L.delta
+    l[0] = a * ((one - v) if huge else r * (s * v)) * <floating>L.delta
     g[0] = sign(d) * <floating>L.delta if huge else d * u
     h[0] = u * u * u
 
@@ -391,14 +395,15 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
                                     else 7.888609052210118e-31)      # 2**-40, 2**-100
     cdef floating up = <floating>(27.725887222397812 if floating is float
                                   else 69.31471805599453)            # 40 ln 2, 100 ln 2
+    cdef floating one = 1, two = 2, zero = 0    # (typed: as in LogCosh_math)
     cdef bint big = (ad > big_d) & ((p if p < t else t) < 0)
-    cdef floating x = (ad * down if big else ad) / (1 + (p if p < t else t))
-    cdef floating lx = f_log1p_inline(x) + (up if big else 0)
+    cdef floating x = (ad * down if big else ad) / (one + (p if p < t else t))
+    cdef floating lx = f_log1p_inline(x) + (up if big else zero)
     cdef floating e = lx if d >= 0 else -lx      # NaN stays NaN
-    cdef floating u = 1 / (1 + p)
+    cdef floating u = one / (one + p)
     l[0] = e * e
-    g[0] = 2 * e * u
-    h[0] = 2 * (1 - e) * u * u
+    g[0] = two * e * u
+    h[0] = two * (one - e) * u * u
 
 
 # The binary focal loss l = a_t (1 - p_t)**gamma bce(y, p) (torchvision's sigmoid_focal_loss),
@@ -507,25 +512,26 @@ cdef inline void binary_focal_probabilities(floating t, floating p, double smoot
     cdef floating eps = <floating>(<float>1e-12)
     cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
     cdef floating gm = <floating>gamma
-    cdef floating q = 1 - p
+    cdef floating one = 1, two = 2       # (typed: as in BinaryCrossEntropyLogits_math)
+    cdef floating q = one - p
     # Each x * y + z rounded alike in every loop, whichever outputs it keeps: see f_fma.
-    cdef floating B = -f_fma(y, clamp_log(f_log(p)), (1 - y) * clamp_log(f_log1p(-p)))
+    cdef floating B = -f_fma(y, clamp_log(f_log(p)), (one - y) * clamp_log(f_log1p(-p)))
     cdef floating den = p * q
     cdef floating Bp = (p - y) / (eps if den < eps else den)
     cdef floating d1 = p * p
     cdef floating d2 = q * q
-    cdef floating Bpp = y / (eps if d1 < eps else d1) + (1 - y) / (eps if d2 < eps else d2)
-    cdef floating u = f_fma(y, q, (1 - y) * p)
-    cdef floating c = 1 - 2 * y
-    cdef floating rB = c * (B if u != 0 else 1) / (u if u != 0 else 1)
-    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (1 - y)) \
-        if has_alpha != 0 else 1
+    cdef floating Bpp = y / (eps if d1 < eps else d1) + (one - y) / (eps if d2 < eps else d2)
+    cdef floating u = f_fma(y, q, (one - y) * p)
+    cdef floating c = one - two * y
+    cdef floating rB = c * (B if u != 0 else one) / (u if u != 0 else one)
+    cdef floating at = f_fma(<floating>alpha, y, <floating>one_minus_alpha * (one - y)) \
+        if has_alpha != 0 else one
     cdef floating pw = focal_power(u, gamma, p0, p1, p2, p3, p4, general)
     # u^(gamma-1) only ever multiplies gamma: 0 for gamma = 0 (no 0 * inf at u = 0)
     cdef floating pw1 = focal_power_1(u, gamma, p1, p2, p3, p4, general)
     l[0] = at * pw * B
     g[0] = at * pw * (gm * rB + Bp)
-    h[0] = at * (gm * c * pw1 * ((gm - 1) * rB + 2 * Bp) + pw * Bpp)
+    h[0] = at * (gm * c * pw1 * ((gm - one) * rB + two * Bp) + pw * Bpp)
 
 
 # @elementwise_loss(cost="transcendental", math="libm")
@@ -592,13 +598,14 @@ cdef inline void Hinge_math(Hinge L, floating t, floating p, floating column,
     # m = margin - s y_pred, s = 1 where y_true == 1, else -1 (0 and -1 both the negative
     # class). l = max(0, m) (squared: its square); at the kink m = 0 the gradient is 0. NaN in
     # either argument propagates (max(0, NaN) is NaN, as numpy.maximum).
+    cdef floating two = 2                # (typed: a literal 2 is a double in Cython's C)
     cdef floating s = 1 if t == 1 else -1
     cdef floating m = (<floating>L.margin - s * p) + nan_or_zero(t)
     cdef floating z = nan_or_zero(m)
     cdef bint act = m > 0
     if L.squared != 0:
         l[0] = m * m if act else z
-        g[0] = -2 * s * m if act else z
+        g[0] = -two * s * m if act else z
         h[0] = 2 if act else z
     else:
         l[0] = m if act else z
