@@ -25,7 +25,8 @@ is timed as `loss` and `loss_gradient` (fastloss with a preallocated gradient_ou
 
 After the tables of --quick/--full: the pipeline rows (--pipelines alone) and the row-wise
 rows, fastloss's cross-entropy, KL and focal against a hand-written C kernel built on first
-use (--rowwise alone; --no-pipelines, --no-rowwise skip them).
+use (--rowwise alone), and every elementwise loss's time against MSE's, interleaved
+(--against-mse alone; --no-pipelines, --no-rowwise, --no-against-mse skip them).
 
 Peers: NumPy expressions (always; their results are checked against fastloss's), PyTorch CPU
 functional losses with autograd and scikit-learn's sklearn._loss (unreduced) when
@@ -80,6 +81,9 @@ def parse_args(argv):
                       help="the row-wise rows only: cross-entropy, KL and focal at 10^6 x 10 "
                            "and 10^4 x 1000 against a hand-written C kernel (built on demand "
                            "with the compiler fastloss was built with; about 30 s)")
+    mode.add_argument("--against-mse", action="store_true",
+                      help="the elementwise losses' loss_gradient against MSE's, interleaved "
+                           "in one process (10^7 float64 unless --sizes/--dtype; about 30 s)")
     p.add_argument("--chunk", type=_size, metavar="N",
                    help="--dask: elements per chunk (default 1e7)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
@@ -104,6 +108,8 @@ def parse_args(argv):
                    help="skip the pipeline rows at the end of --quick/--full")
     p.add_argument("--no-rowwise", action="store_true",
                    help="skip the row-wise rows at the end of --quick/--full")
+    p.add_argument("--no-against-mse", action="store_true",
+                   help="skip the against-MSE rows at the end of --quick/--full")
     p.add_argument("--out", default="bench_results", metavar="DIR",
                    help="where to write the JSON and PNG files (default ./bench_results)")
     a = p.parse_args(argv)
@@ -161,6 +167,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         path = os.path.join(a.out, "fastloss-bench-rowwise-" + time.strftime("%Y%m%d-%H%M%S")
                             + ".json")
         report.write_json(path, {"schema": 2, "conditions": cond, "rowwise": rows})
+        print(f"\nWrote {path}")
+        return 0
+    if a.against_mse:
+        from bench import against_mse
+        dtype = (a.dtypes or ["float64"])[0]
+        threads = max(a.thread_list) if a.thread_list else all_threads()
+        cond = report.conditions([threads], [dtype], "against-mse", argv)
+        print(report.header(cond), flush=True)
+        rows = against_mse.run(n=a.size_list[0] if a.size_list else None, threads=threads,
+                               dtype=dtype, repeat=a.repeat or 11)
+        os.makedirs(a.out, exist_ok=True)
+        path = os.path.join(a.out, "fastloss-bench-against-mse-"
+                            + time.strftime("%Y%m%d-%H%M%S") + ".json")
+        report.write_json(path, {"schema": 2, "conditions": cond, "against_mse": rows})
         print(f"\nWrote {path}")
         return 0
     if a.pipelines:
@@ -237,6 +257,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         from bench import rowwise
         print()
         rowwise_rows = rowwise.run(repeat=7 if full else 5)
+    against_mse_rows = None
+    if not a.no_against_mse and not a.loss and not a.sizes:
+        from bench import against_mse
+        print()
+        against_mse_rows = against_mse.run(repeat=11 if full else 7)
 
     os.makedirs(a.out, exist_ok=True)
     prefix = os.path.join(a.out, "fastloss-bench-" + time.strftime("%Y%m%d-%H%M%S"))
@@ -250,7 +275,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "skipped": skipped, "losses": [workload_info(x) for x in losses_run],
         "missing_peers": missing, "results": recs, "headline": head_rows, "bandwidth": bw_rows,
         "checks": checks, "pipelines": pipeline_rows,
-        "rowwise": rowwise_rows,
+        "rowwise": rowwise_rows, "against_mse": against_mse_rows,
         "isolation": None if a.in_process else isolate.HOW})
     png = report.plot(recs, prefix + ".png")
     print(f"\nWrote {prefix}.json" + (f"\n      {png}" if png else "")

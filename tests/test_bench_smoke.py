@@ -285,6 +285,28 @@ def test_rowwise_bench_skips_the_c_rows_without_a_compiler(tmp_path):
     assert {r["loss"] for r in res["rows"]} == {"CCE", "KL", "focal"}
 
 
+def test_against_mse_bench_times_every_elementwise_loss(tmp_path):
+    """`python -m bench --against-mse`: every elementwise loss of the registry, MSE first,
+    each with its per-round time ratio to MSE; the targets are quoted only at 10^7."""
+    env = dict(os.environ, FASTLOSS_BENCH_DISABLE="torch,sklearn,matplotlib")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--against-mse", "--sizes", "20000", "--repeat", "2",
+         "--dtype", "float32", "--out", str(tmp_path)], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = glob.glob(os.path.join(str(tmp_path), "fastloss-bench-against-mse-*.json"))
+    assert len(files) == 1, files
+    with open(files[0]) as f:
+        res = json.load(f)["against_mse"]
+    elementwise = [x for x in ALL if not W.is_rowwise(x)]
+    assert [r["loss"] for r in res["rows"]] == ["mean_squared_error"] + [
+        x for x in elementwise if x != "mean_squared_error"]
+    assert res["n"] == 20000 and res["dtype"] == "float32"
+    for r in res["rows"]:
+        assert r["median_s"] > 0 and r["samples"] == 2 and r["over_mse"] > 0
+    assert "/ MSE" in proc.stdout and "(target" not in proc.stdout
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("k", [1, 10, 1000])
 def test_c_reference_computes_cross_entropy(dtype, k):
