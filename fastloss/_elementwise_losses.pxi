@@ -15,6 +15,10 @@
 # ew_padded; "inline" too where the inline functions are libmvec's, on the baseline build).
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 # Unused outputs are dead code after inlining: the loss-only loop never computes a gradient.
+# Constants in the math are typed (`cdef floating one = 1`, `<floating>0.5`) and |x| is
+# f_abs: Cython writes a bare literal as a C double and libc's fabs is double, either of which
+# turns a float32 kernel's arithmetic around it into double (and f_exp(-fabs(p)) into the
+# double exp); tests/test_float32_codegen.py reads the machine code for it.
 
 
 # @elementwise_loss(cost="cheap")
