@@ -32,7 +32,7 @@ cdef inline floating smoothed_label_target(const RwJob* job, const floating* cw,
     """a_j of a row with label y: smooth/k w_j everywhere, plus (1 - smooth) w_y at the label."""
     cdef floating a = <floating>(job.smooth / job.k) * (cw[j] if cw != NULL else 1)
     if j == y:
-        a = a + (1 - <floating>job.smooth) * label_weight
+        a = a + (<floating>1 - <floating>job.smooth) * label_weight
     return a
 
 
@@ -63,7 +63,7 @@ cdef void ce_grad_hess(const RwJob* job, const floating* q, floating inv,
             if go != NULL:
                 go[j] = (qj * target_sum - a) * grad_scale
             if ho != NULL:
-                ho[j] = target_sum * qj * (1 - qj) * hess_scale
+                ho[j] = target_sum * qj * (<floating>1 - qj) * hess_scale
         else:
             if go != NULL:
                 go[j] = 0 if qj <= QMIN else -a / qj * grad_scale  # NaN propagates
@@ -202,6 +202,9 @@ cdef inline double CategoricalFocal_row(
     cdef bint softmax = job.inputs == ROWS_SOFTMAX
     cdef floating gm = <floating>L.gamma
     cdef floating a, qj, mj, lqj, pw, rho, v, beta, psi, V, Psi_rest, psi_max, live
+    # typed constants for the per-class loops: Cython writes a literal as a C double, which
+    # turned their float32 arithmetic into double (the per-row scalars keep theirs)
+    cdef floating one = 1, two = 2, zero = 0
     cdef double loss = 0
     if t == NULL and job.smooth == 0:
         # One target class: a_y = label_weight, the others 0.
@@ -254,8 +257,8 @@ cdef inline double CategoricalFocal_row(
         rho = focal_rho(lqj, mj)
         loss -= a * pw * lqj
         if softmax:
-            V = V + a * pw * (1 - gm * qj * rho)
-            psi = -gm * a * qj * focal_pw1(L, mj) * (2 + lqj - (gm - 1) * qj * rho)
+            V = V + a * pw * (one - gm * qj * rho)
+            psi = -gm * a * qj * focal_pw1(L, mj) * (two + lqj - (gm - one) * qj * rho)
             if j == jmax:
                 psi_max = psi
             else:
@@ -271,8 +274,8 @@ cdef inline double CategoricalFocal_row(
         pw = focal_pow(mj, L.gamma, L.gamma_int, L.gamma_int < 0)
         rho = focal_rho(lqj, mj)
         if softmax:
-            v = a * pw * (1 - gm * qj * rho)
-            beta = 2 + lqj - (gm - 1) * qj * rho
+            v = a * pw * (one - gm * qj * rho)
+            beta = two + lqj - (gm - one) * qj * rho
             if go != NULL:
                 go[j] = (qj * V - v) * grad_scale
             if ho != NULL:
@@ -281,11 +284,11 @@ cdef inline double CategoricalFocal_row(
                          - qj * qj * (Psi_rest if j == jmax else (Psi_rest - psi) + psi_max)
                          + gm * a * qj * mj * pw * beta) * hess_scale
         else:
-            live = 0 if qj <= QMIN else 1 / qj
+            live = zero if qj <= QMIN else one / qj
             if go != NULL:
                 go[j] = -a * pw * (live - gm * rho) * grad_scale
             if ho != NULL:
-                ho[j] = (a * gm * focal_pw1(L, mj) * (2 * live - (gm - 1) * rho)
+                ho[j] = (a * gm * focal_pw1(L, mj) * (two * live - (gm - one) * rho)
                          + a * pw * live * live) * hess_scale
     return loss
 
@@ -302,7 +305,7 @@ cdef inline void margin_pass(const floating* x, floating base, Py_ssize_t j0, Py
         m = base + x[j]
         v = m if m > 0 else 0
         ls = ls + (v * v if sq else v)
-        v = 2 * v if sq else (1 if m > 0 else 0)
+        v = <floating>2 * v if sq else (1 if m > 0 else 0)
         gs = gs + v
         if go != NULL:
             go[j] = v * sc
