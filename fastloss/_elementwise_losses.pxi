@@ -72,8 +72,7 @@ cdef inline void BinaryCrossEntropyLogits_math(BinaryCrossEntropyLogits L, float
                                                floating p, floating column, floating* l,
                                                floating* g, floating* h) noexcept nogil:
     # l = (1 + (column-1) y) softplus(-z) + (1-y) z, rewritten so that no large terms cancel:
-    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `column` is pos_weight. (`one`: Cython
-    # writes a literal 1 as the double 1.0, and float32 arithmetic with it ran in double.)
+    # softplus(-z) = log1p(exp(-|z|)) + max(-z, 0). `column` is pos_weight.
     cdef floating one = 1
     cdef floating y = t * <floating>L.smooth_scale + <floating>L.smooth_shift
     cdef floating e = f_exp(-f_abs(p))
@@ -113,7 +112,7 @@ cdef inline void BinaryCrossEntropyProbabilities_math(BinaryCrossEntropyProbabil
     # column * y feeds the loss and the gradient: every x * y + z written as f_fma, so that
     # each loop rounds alike whichever outputs it keeps (gcc contracted them differently).
     cdef floating cy = column * y
-    cdef floating one = 1                # (typed: as in BinaryCrossEntropyLogits_math)
+    cdef floating one = 1
     l[0] = -f_fma(cy, lp, (one - y) * l1p)
     lw = f_fma(column - one, y, one)
     den = p * (one - p)
@@ -135,7 +134,6 @@ cdef inline void LogCosh_math(LogCosh L, floating t, floating p, floating column
     #   log cosh(a) = log1p(w**2 / (2 e))          no cancellation at tiny a (a < 2)
     #               = a - log 2 + log1p(e**2)      no overflow at any a (a >= 2)
     #   tanh(a) = -w (2 + w) / (1 + e**2),   sech(a)**2 = 4 e**2 / (1 + e**2)**2
-    # (typed constants: Cython writes literals as doubles, which made float32 run in double)
     cdef floating one = 1, two = 2, four = 4
     cdef floating d = p - t
     cdef floating a = f_abs(d)
@@ -356,7 +354,7 @@ cdef inline void PseudoHuber_math(PseudoHuber L, floating t, floating p, floatin
     #   g = d / s,   h = (1 / s)**3
     # Beyond r = 2**27 (2**13 in float32) 1 + r**2 rounds to r**2, so s = r (and g = +-delta
     # to the last bit), and r**2 is never formed (it would overflow at |d| = 1e155).
-    cdef floating one = 1, zero = 0     # (typed: a literal 1 is a double in Cython's C)
+    cdef floating one = 1, zero = 0
     cdef floating big = <floating>(8192.0 if floating is float else 134217728.0)
     cdef floating d = p - t
     cdef floating a = f_abs(d)
@@ -399,7 +397,7 @@ cdef inline void MeanSquaredLogError_math(MeanSquaredLogError L, floating t, flo
                                     else 7.888609052210118e-31)      # 2**-40, 2**-100
     cdef floating up = <floating>(27.725887222397812 if floating is float
                                   else 69.31471805599453)            # 40 ln 2, 100 ln 2
-    cdef floating one = 1, two = 2, zero = 0    # (typed: as in LogCosh_math)
+    cdef floating one = 1, two = 2, zero = 0
     cdef bint big = (ad > big_d) & ((p if p < t else t) < 0)
     cdef floating x = (ad * down if big else ad) / (one + (p if p < t else t))
     cdef floating lx = f_log1p_inline(x) + (up if big else zero)
@@ -431,7 +429,6 @@ cdef inline void binary_focal_logits(floating t, floating p, double smooth_scale
     #   h = a_t u^gamma (gamma (gamma-1) r^2 B + 2 gamma r B' + gamma r (sn - s) B + B'')
     # Where a = 0 (hard y, e underflowed) r takes its limit (1-2y) sigmoid(|z|); r B is 0
     # where r is (|z| -> inf), and so are the hard labels' (1-y) z, y z at infinite z.
-    # (`one`, `zero`, `two`: typed constants, as in BinaryCrossEntropyLogits_math)
     cdef floating one = 1, zero = 0, two = 2
     cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
     cdef floating gm = <floating>gamma
@@ -516,7 +513,7 @@ cdef inline void binary_focal_probabilities(floating t, floating p, double smoot
     cdef floating eps = <floating>(<float>1e-12)
     cdef floating y = t * <floating>smooth_scale + <floating>smooth_shift
     cdef floating gm = <floating>gamma
-    cdef floating one = 1, two = 2       # (typed: as in BinaryCrossEntropyLogits_math)
+    cdef floating one = 1, two = 2
     cdef floating q = one - p
     # Each x * y + z rounded alike in every loop, whichever outputs it keeps: see f_fma.
     cdef floating B = -f_fma(y, clamp_log(f_log(p)), (one - y) * clamp_log(f_log1p(-p)))
@@ -602,7 +599,7 @@ cdef inline void Hinge_math(Hinge L, floating t, floating p, floating column,
     # m = margin - s y_pred, s = 1 where y_true == 1, else -1 (0 and -1 both the negative
     # class). l = max(0, m) (squared: its square); at the kink m = 0 the gradient is 0. NaN in
     # either argument propagates (max(0, NaN) is NaN, as numpy.maximum).
-    cdef floating two = 2                # (typed: a literal 2 is a double in Cython's C)
+    cdef floating two = 2
     cdef floating s = 1 if t == 1 else -1
     cdef floating m = (<floating>L.margin - s * p) + nan_or_zero(t)
     cdef floating z = nan_or_zero(m)

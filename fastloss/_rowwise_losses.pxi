@@ -202,8 +202,8 @@ cdef inline double CategoricalFocal_row(
     cdef bint softmax = job.inputs == ROWS_SOFTMAX
     cdef floating gm = <floating>L.gamma
     cdef floating a, qj, mj, lqj, pw, rho, v, beta, psi, V, Psi_rest, psi_max, live
-    # typed constants for the per-class loops: Cython writes a literal as a C double, which
-    # turned their float32 arithmetic into double (the per-row scalars keep theirs)
+    # typed constants for the per-class loops (see _elementwise_losses.pxi's header); the
+    # per-row scalars keep their double literals, and their bits
     cdef floating one = 1, two = 2, zero = 0
     cdef double loss = 0
     if t == NULL and job.smooth == 0:
