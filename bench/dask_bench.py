@@ -6,6 +6,13 @@ Every implementation computes the mean loss and its gradient; the gradient stays
 cluster (persisted, as a training step would keep it), the loss value comes back. The data
 are made on the workers and persisted before timing; the in-memory copies are gathered from
 them, and fastloss.dask's value is checked bit for bit against the in-memory call's.
+
+The implementations are timed round by round, in a rotating order, with the same pause after
+every sample: each allocates its outputs (10^8 float64 gradients are 800 MB), and on a virtual
+machine whose freed memory goes back to the host within seconds (virtio-balloon free page
+reporting) touching memory again costs far more than on bare metal, so one implementation
+timed after a long pause and another right after a free would not be comparable. The cost of
+fresh memory, just freed and after an idle pause, is printed with the conditions.
 """
 from __future__ import annotations
 
@@ -41,6 +48,9 @@ CASES = {
 }
 
 
+PAUSE_S = 0.2          # after every sample, whichever implementation it timed
+
+
 def _median_ms(fn, repeat, cleanup=None):
     times = []
     for _ in range(repeat):
@@ -50,6 +60,38 @@ def _median_ms(fn, repeat, cleanup=None):
         if cleanup is not None:
             cleanup()
     return statistics.median(times) * 1e3, min(times) * 1e3
+
+
+def _interleaved_ms(fns, repeat, cleanup):
+    """{name: sorted sample times in ms}: one sample of each per round, the order rotated
+    each round, ``cleanup(name)`` and the same pause after every sample."""
+    names = list(fns)
+    times = {k: [] for k in names}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            cleanup(name)
+            time.sleep(PAUSE_S)
+    return {k: sorted(v) for k, v in times.items()}
+
+
+def _fresh_memory_gbs(nbytes=1 << 30, idle_s=5.0):
+    """GB/s of first touches of freshly allocated memory: right after the same amount was
+    freed, and after an idle pause (on a VM that returns freed memory to the host, the
+    second is many times slower)."""
+    def touch():
+        t0 = time.perf_counter()
+        a = np.ones(nbytes // 8)
+        dt = time.perf_counter() - t0
+        del a
+        return nbytes / dt / 1e9
+    touch()
+    warm = touch()
+    time.sleep(idle_s)
+    cold = touch()
+    return round(warm, 2), round(cold, 2)
 
 
 def _forget(client, kept):
@@ -78,7 +120,10 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
         "python": sys.version.split()[0], "numpy": np.__version__, "fastloss": fl.__version__,
         "dask": dask.__version__, "distributed": distributed.__version__,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "timing": f"rounds of one sample each, order rotated, {PAUSE_S} s pause after each",
     }
+    warm, cold = _fresh_memory_gbs()
+    cond["fresh_memory_GB/s"] = f"{warm} just freed, {cold} after 5 s idle (1 GiB)"
     print("fastloss.dask benchmark: loss_gradient (mean), float64, gradient kept on the cluster")
     for k, v in cond.items():
         print(f"  {k:<18}: {v}")
@@ -128,15 +173,17 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
             theirs()                                     # warm both once
             forget()
             identical = float(got) == want
-            t_mem, t_mem_min = _median_ms(in_memory, repeat)
-            t_alloc, _ = _median_ms(in_memory_alloc, repeat)
-            t_ours, t_ours_min = _median_ms(ours, repeat, forget)
-            t_theirs, _ = _median_ms(theirs, repeat, forget)
+            fns = {"in_memory": in_memory, "in_memory_alloc": in_memory_alloc,
+                   "fastloss_dask": ours, "dask_array": theirs}
+            samples = _interleaved_ms(
+                fns, repeat, lambda k: forget() if k in ("fastloss_dask", "dask_array") else None)
             del pn, tn, buf
             client.cancel([p, t])
-            rows.append({"loss": name, "in_memory_ms": t_mem, "in_memory_alloc_ms": t_alloc,
-                         "fastloss_dask_ms": t_ours, "dask_array_ms": t_theirs,
-                         "bit_identical": identical})
+            row = {"loss": name, "bit_identical": identical}
+            for k, v in samples.items():
+                row[k + "_ms"] = statistics.median(v)
+                row[k + "_samples_ms"] = [round(x, 1) for x in v]
+            rows.append(row)
         # The cost of one chunk: a graph of tiny chunks (whole blocks: no slivers), whose
         # compute is negligible.
         small_chunks = 200
@@ -172,9 +219,14 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
     for r in rows:
         print(f"| {r['loss']} | {r['in_memory_ms']:.0f} ms | {r['in_memory_alloc_ms']:.0f} ms | "
               f"{r['fastloss_dask_ms']:.0f} ms | {r['dask_array_ms']:.0f} ms | "
-              f"{r['fastloss_dask_ms'] / r['in_memory_ms']:.2f}x | "
+              f"{r['fastloss_dask_ms'] / r['in_memory_ms']:.2f}x "
+              f"({r['fastloss_dask_ms'] / r['in_memory_alloc_ms']:.2f}x allocating) | "
               f"{r['dask_array_ms'] / r['fastloss_dask_ms']:.2f}x | "
               f"{'yes' if r['bit_identical'] else 'NO'} |")
+    print("\nmedians; every sample, ms (sorted):")
+    for r in rows:
+        for k in ("in_memory", "in_memory_alloc", "fastloss_dask", "dask_array"):
+            print(f"  {r['loss']:<22} {k:<16} {r[k + '_samples_ms']}")
     print(f"\noverhead per chunk (loss_gradient over {small_chunks} chunks of 4,096 elements, "
           f"{workers} workers): {per_chunk_ms:.2f} ms")
     cond["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]

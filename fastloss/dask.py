@@ -41,13 +41,22 @@ methods, taking ``dask.array`` inputs (or NumPy arrays, which are chunked like `
   ``n_threads`` is used as given. Outside distributed (dask's threaded scheduler) the loss's
   own ``n_threads`` applies.
 
-Computations run on whatever scheduler is active: a ``dask.distributed.Client`` (to a
-``LocalCluster`` or to a multi-machine scheduler by address) or dask's local schedulers.
-Out buffers (``loss_out``, ...) are not taken: dask arrays are immutable.
+Where they run: on the active ``dask.distributed.Client`` -- to a ``LocalCluster`` or to a
+multi-machine scheduler by address (``distributed.Client("tcp://scheduler:8786")``). Where no
+client is active and no scheduler is configured (``dask.config``'s ``"scheduler"``), the first
+method call starts a ``LocalCluster`` (worker processes sized by distributed to this machine's
+cores, no dashboard) and a client to it, which becomes the default client of the process and
+is closed at exit; `local_client()` returns it, or starts it ahead of time. To stay on dask's
+threaded scheduler instead, configure it: ``dask.config.set(scheduler="threads")`` (or pass
+``scheduler=`` to ``compute()``, which keeps the graph off the started cluster). Scripts that
+start worker processes need the ``if __name__ == "__main__":`` guard, as with any
+``LocalCluster``. Out buffers (``loss_out``, ...) are not taken: dask arrays are immutable.
 """
 from __future__ import annotations
 
+import atexit
 import bisect
+import threading
 from typing import Optional
 
 import numpy as np
@@ -66,7 +75,7 @@ from fastloss import _validation as _v
 from fastloss._base import Loss, _GRAD, _HESS, _LOSS
 from fastloss._registry import LOSSES
 
-__all__ = ["DaskLoss", "wrap"]
+__all__ = ["DaskLoss", "wrap", "local_client"]
 
 _RED = {"none": 0, "sum": 1, "mean": 2}
 _NONE, _SUM, _MEAN = 0, 1, 2
@@ -261,6 +270,91 @@ def _rw_value(red, plan, results, slivers, overflow_name):
     return np.float64(num / den if den > 0 else np.nan)
 
 
+# ---- where graphs run (on the client) ----
+
+_local = {"client": None, "cluster": None}
+_local_lock = threading.Lock()
+
+
+def _active_client():
+    """The current distributed client, None where there is none (or no distributed)."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _on_a_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def local_client(**cluster_options):
+    """The client of the ``LocalCluster`` fastloss.dask runs on by default, started if needed.
+
+    Started once per process (worker processes sized by ``distributed`` to this machine's
+    cores unless ``cluster_options`` say otherwise, e.g. ``n_workers=2,
+    threads_per_worker=1``), set as the process's default client, and closed at exit. Calls
+    made while another client is active run on that one instead.
+
+    Returns
+    -------
+    distributed.Client
+
+    Examples
+    --------
+    >>> import fastloss.dask as fld                           # doctest: +SKIP
+    >>> client = fld.local_client(n_workers=2, threads_per_worker=1)  # doctest: +SKIP
+    """
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - the extra brings distributed
+        raise ImportError("fastloss.dask's LocalCluster needs distributed: "
+                          "pip install \"fastloss[dask]\"") from exc
+    with _local_lock:
+        client = _local["client"]
+        if client is not None and client.status not in ("closing", "closed"):
+            return client
+        options = {"processes": True, "dashboard_address": None, "silence_logs": 40}
+        options.update(cluster_options)
+        cluster = distributed.LocalCluster(**options)
+        client = distributed.Client(cluster, set_as_default=True)
+        if _local["cluster"] is None:
+            atexit.register(_close_local)
+        _local.update(client=client, cluster=cluster)
+        return client
+
+
+def _close_local():
+    with _local_lock:
+        client, cluster = _local["client"], _local["cluster"]
+        _local.update(client=None, cluster=None)
+    for obj in (client, cluster):
+        if obj is not None:
+            try:
+                obj.close()
+            except Exception:  # pragma: no cover - best effort at interpreter exit
+                pass
+
+
+def _ensure_cluster():
+    """A LocalCluster by default: started where no client is active, no scheduler is
+    configured, and this is not a task on a worker (nested graphs run where they are)."""
+    if dask.config.get("scheduler", None) is not None or _active_client() is not None:
+        return
+    if _on_a_worker():
+        return
+    local_client()
+
+
 # ---- planning (on the client) ----
 
 class _Blocks:
@@ -429,8 +523,11 @@ class DaskLoss:
         t = _as_dask(y_true, "y_true", p)
         w = None if sample_weight is None else _as_dask(sample_weight, "sample_weight", p)
         if self._loss.family == "rowwise":
-            return self._rowwise(t, p, w, red, wanted)
-        return self._elementwise(t, p, w, red, wanted)
+            out = self._rowwise(t, p, w, red, wanted)
+        else:
+            out = self._elementwise(t, p, w, red, wanted)
+        _ensure_cluster()      # after the checks: a bad call starts nothing
+        return out
 
     def _elementwise(self, t, p, w, red, wanted):
         loss = self._loss

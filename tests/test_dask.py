@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -379,12 +380,52 @@ def test_arguments_checked_when_the_graph_is_built():
 
 
 def test_local_threaded_scheduler_and_functional():
-    """Without distributed's client: dask's threaded scheduler, the functional form."""
+    """dask's threaded scheduler where it is configured, the functional form."""
     rng = np.random.default_rng(4)
     t, p = rng.normal(size=50_000), rng.normal(size=50_000)
     ct, cp, _ = _chunked(t, p, None, 7777)
-    v = fld.huber(ct, cp, delta=0.5).compute(scheduler="threads")
+    with dask.config.set(scheduler="threads"):
+        v = fld.huber(ct, cp, delta=0.5).compute()
     assert v == fl.huber(t, p, delta=0.5)
+
+
+def test_a_local_cluster_by_default():
+    """No client and no configured scheduler: the first call starts a LocalCluster of worker
+    processes, whose client becomes the default; a configured scheduler starts nothing, nor
+    does a call whose arguments are wrong; the cluster is closed at exit."""
+    rc, out = run_isolated("""
+    import dask, dask.array as da, distributed
+    import fastloss.dask as fld
+
+    def clients():
+        try:
+            return distributed.default_client()
+        except ValueError:
+            return None
+
+    rng = np.random.default_rng(8)
+    t, p = rng.normal(size=40_000), rng.normal(size=40_000)
+    ct, cp = da.from_array(t, chunks=9_000), da.from_array(p, chunks=9_000)
+    with dask.config.set(scheduler="threads"):
+        v = fld.MeanSquaredError().loss(ct, cp)
+    assert clients() is None and fld._local["client"] is None
+    expect("bad shape", lambda: fld.MeanSquaredError().loss(ct[:5], cp), ValueError, "y_true")
+    assert clients() is None and fld._local["client"] is None
+    v, g = fld.MeanSquaredError().loss_gradient(ct, cp)
+    client = clients()
+    assert client is not None and client is fld.local_client(), client
+    workers = client.scheduler_info()["workers"]
+    assert len(workers) >= 1, workers
+    import os
+    pids = set(client.run(os.getpid).values())
+    assert os.getpid() not in pids, pids           # worker processes, not threads here
+    got_v, got_g = dask.compute(v, g)
+    want_v, want_g = fl.MeanSquaredError().loss_gradient(t, p)
+    same("value", got_v, np.float64(want_v))
+    same("gradient", got_g, want_g)
+    print("LOCAL-CLUSTER", len(workers), flush=True)
+    """, timeout=240)
+    assert rc == 0 and "LOCAL-CLUSTER" in out, out
 
 
 def test_import_fastloss_does_not_import_dask():
