@@ -323,12 +323,18 @@ def local_client(**cluster_options):
         client = _local["client"]
         if client is not None and client.status not in ("closing", "closed"):
             return client
+        if _local["cluster"] is not None:      # its client was closed: close it too
+            try:
+                _local["cluster"].close()
+            except Exception:  # pragma: no cover - already gone
+                pass
         options = {"processes": True, "dashboard_address": None, "silence_logs": 40}
         options.update(cluster_options)
         cluster = distributed.LocalCluster(**options)
         client = distributed.Client(cluster, set_as_default=True)
-        if _local["cluster"] is None:
+        if not _local.get("atexit"):
             atexit.register(_close_local)
+            _local["atexit"] = True
         _local.update(client=client, cluster=cluster)
         return client
 

@@ -423,6 +423,13 @@ def test_a_local_cluster_by_default():
     want_v, want_g = fl.MeanSquaredError().loss_gradient(t, p)
     same("value", got_v, np.float64(want_v))
     same("gradient", got_g, want_g)
+    # its client closed by the user: the next call starts a fresh cluster (the old one closed)
+    old_cluster = fld._local["cluster"]
+    client.close()
+    v = fld.MeanSquaredError().loss(ct, cp)
+    assert fld._local["client"] is not client and clients() is fld._local["client"]
+    assert old_cluster.status.name == "closed", old_cluster.status
+    same("value again", v.compute(), np.float64(want_v))
     print("LOCAL-CLUSTER", len(workers), flush=True)
     """, timeout=240)
     assert rc == 0 and "LOCAL-CLUSTER" in out, out
