@@ -122,8 +122,9 @@ def run(n=10**8, chunk=10**7, workers=2, repeat=3, losses=None, out_dir="bench_r
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "timing": f"rounds of one sample each, order rotated, {PAUSE_S} s pause after each",
     }
-    warm, cold = _fresh_memory_gbs()
-    cond["fresh_memory_GB/s"] = f"{warm} just freed, {cold} after 5 s idle (1 GiB)"
+    if n * 8 >= 256 << 20:     # (a smoke run at small n is not worth the probe's 1 GiB)
+        warm, cold = _fresh_memory_gbs()
+        cond["fresh_memory_GB/s"] = f"{warm} just freed, {cold} after 5 s idle (1 GiB)"
     print("fastloss.dask benchmark: loss_gradient (mean), float64, gradient kept on the cluster")
     for k, v in cond.items():
         print(f"  {k:<18}: {v}")
