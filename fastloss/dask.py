@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import logging
 import threading
 from typing import Optional
 
@@ -302,8 +303,10 @@ def local_client(**cluster_options):
 
     Started once per process (worker processes sized by ``distributed`` to this machine's
     cores unless ``cluster_options`` say otherwise, e.g. ``n_workers=2,
-    threads_per_worker=1``), set as the process's default client, and closed at exit. Calls
-    made while another client is active run on that one instead.
+    threads_per_worker=1``), set as the process's default client, and closed at exit.
+    fastloss.dask's methods call it only where no client is active and no scheduler is
+    configured; called directly, it starts the cluster (if not yet running) whatever else is
+    active, and its client becomes the default.
 
     Returns
     -------
@@ -328,7 +331,8 @@ def local_client(**cluster_options):
                 _local["cluster"].close()
             except Exception:  # pragma: no cover - already gone
                 pass
-        options = {"processes": True, "dashboard_address": None, "silence_logs": 40}
+        options = {"processes": True, "dashboard_address": None,
+                   "silence_logs": logging.ERROR}
         options.update(cluster_options)
         cluster = distributed.LocalCluster(**options)
         client = distributed.Client(cluster, set_as_default=True)
