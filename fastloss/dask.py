@@ -85,14 +85,21 @@ BLOCK = _entry.CHUNK_BLOCK
 
 # ---- tasks (run on the workers) ----
 
+def _current_worker():
+    """The dask.distributed worker running this task, None outside one (or no distributed)."""
+    try:
+        from distributed import get_worker
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
+
+
 def _threads(loss) -> int:
     """Threads for a chunk: the worker's share of cores for n_threads=None (0: the loss's)."""
     if loss.n_threads is not None:
         return 0
-    try:
-        from distributed import get_worker
-        worker = get_worker()
-    except (ImportError, ValueError):
+    worker = _current_worker()
+    if worker is None:
         return 0
     nthreads = getattr(getattr(worker, "state", worker), "nthreads", None)
     return int(nthreads) if nthreads else 0
@@ -289,15 +296,6 @@ def _active_client():
         return None
 
 
-def _on_a_worker() -> bool:
-    try:
-        from distributed import get_worker
-        get_worker()
-        return True
-    except (ImportError, ValueError):
-        return False
-
-
 def local_client(**cluster_options):
     """The client of the ``LocalCluster`` fastloss.dask runs on by default, started if needed.
 
@@ -360,7 +358,7 @@ def _ensure_cluster():
     configured, and this is not a task on a worker (nested graphs run where they are)."""
     if dask.config.get("scheduler", None) is not None or _active_client() is not None:
         return
-    if _on_a_worker():
+    if _current_worker() is not None:
         return
     local_client()
 

@@ -16,11 +16,11 @@ import pytest
 SOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fastloss")
 
 
-# What each -march level needs of the CPU (beyond the level below), as /proc/cpuinfo names it.
+# What each -march level needs of the CPU, as /proc/cpuinfo names it.
+_V3 = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
 _MARCH_NEEDS = {
-    "x86-64-v3": {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"},
-    "x86-64-v4": {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe",
-                  "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
+    "x86-64-v3": _V3,
+    "x86-64-v4": _V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
 }
 
 
