@@ -136,8 +136,14 @@ def test_special_values_as_numpy(harness, dtype):
     range give what NumPy's own functions give."""
     fi = np.finfo(dtype)
     lo, hi = RANGE[dtype]
+    # The edges where exp's result is selected (inf above 710, 0 below -746; float: 89, -104)
+    # rather than computed, with their neighbours on both sides.
+    top, bottom = (89.0, -104.0) if dtype == np.float32 else (710.0, -746.0)
+    edges = [v for e in (top, bottom) for v in (np.nextafter(dtype(e), dtype(-np.inf)),
+                                                dtype(e), np.nextafter(dtype(e), dtype(np.inf)))]
     x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, -2.0, fi.max, fi.smallest_subnormal,
-                  -fi.smallest_subnormal, 1000.0, -1000.0, hi + 0.1, lo - 30], dtype)
+                  -fi.smallest_subnormal, 1000.0, -1000.0, hi + 0.1, lo - 30, -fi.max,
+                  top - 0.5, bottom + 0.5] + edges, dtype)
     with np.errstate(all="ignore"):
         for fn, ref in (("e", np.exp), ("m", np.expm1), ("l", np.log1p)):
             got, want = harness(fn, x), ref(x)
