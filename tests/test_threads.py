@@ -221,6 +221,55 @@ def test_small_thread_stacks(stack):
     ''' % stack, env={"OMP_STACKSIZE": "64K"})
 
 
+@pytest.mark.skipif(not THREADED, reason="serial build: no threads")
+@pytest.mark.skipif(not LINUX or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_workers_stay_off_the_callers_cpu():
+    """fastloss's workers may run wherever the caller may, except on the CPU the caller was
+    on at the call (a woken worker on the caller's CPU only takes turns with it; see
+    _threads.h, fl_pool_place). The caller's own mask is never changed, a restriction by the
+    user bounds the workers too, a caller pinned to one CPU runs alone, and the bits are the
+    same in every case."""
+    out = _run(r"""
+    allowed = set(os.sched_getaffinity(0))
+    before = set(os.listdir("/proc/self/task"))
+    me = threading.get_native_id()
+    def workers():
+        return [int(t) for t in set(os.listdir("/proc/self/task")) - before]
+    def last_cpu(tid):      # field 39 of stat: the CPU the thread last ran on
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    def placed(mask):
+        ws = workers()
+        assert 1 <= len(ws) <= len(mask) - 1, (ws, mask)
+        excluded = set()
+        for t in ws:
+            m = os.sched_getaffinity(t)
+            assert m <= mask and len(m) == len(mask) - 1, (t, m, mask)
+            excluded |= mask - m
+        return excluded
+    matched = 0
+    for trial in range(5):
+        check(f"trial {trial}", 2)
+        cpu = last_cpu(me)
+        assert os.sched_getaffinity(0) == allowed      # the caller's mask untouched
+        matched += placed(allowed) == {cpu}
+    # (the caller may migrate between its call and the read: most trials, not all)
+    assert matched >= 3, matched
+    if len(allowed) >= 3:
+        two = set(sorted(allowed)[:2])
+        os.sched_setaffinity(0, two)
+        check("restricted to two CPUs", 2)
+        placed(two)
+    os.sched_setaffinity(0, {min(allowed)})
+    check("pinned to one CPU", 2)
+    os.sched_setaffinity(0, allowed)
+    check("unpinned again", 2)
+    placed(allowed)
+    print("PLACED", sorted(allowed), matched)
+    """)
+    assert "PLACED" in out
+
+
 def _worker_cpu_ticks():
     """Not a test: see test_idle_workers_take_no_cpu."""
 
