@@ -151,10 +151,12 @@ static int fl_pool_atfork_done = 0;
 
 #if defined(__linux__) && defined(_GNU_SOURCE) && defined(CPU_COUNT)
 #define FL_PLACE_WORKERS 1
-/* The caller CPU the workers' affinity masks exclude (-1: none yet, or workers added since). */
+/* The caller's CPU and mask the workers' masks were made from (-1: none yet, or workers were
+ * added since). */
 static int fl_pool_placed_cpu = -1;
+static cpu_set_t fl_pool_placed_mask;
 
-/* Let the workers run anywhere the caller may, except on the caller's own CPU.
+/* Let the workers run wherever the caller may, except on the caller's own CPU.
  *
  * A woken thread goes to an idle CPU if there is one; if there is none, Linux puts it on
  * the waker's CPU, where it takes turns with the caller and the call gains nothing. That is
@@ -164,22 +166,24 @@ static int fl_pool_placed_cpu = -1;
  * the caller's CPU in 113 of 120 calls and the call took as long as on one thread (17.0 ms
  * against 16.9); excluded from it, the worker takes its turns on the other CPU from the
  * spinning thread and the call took 12.1-13.9 ms (alone, with both CPUs free: about 9).
- * The masks are only fastloss's own threads'; the caller's mask is read, never changed, so
- * a process or thread restricted by the user (taskset, cpusets) keeps its restriction. One
- * sched_getcpu per call (a vDSO read); the system calls only when the caller has moved. */
+ * The masks are only fastloss's own threads'; the caller's mask is read, never changed, and
+ * bounds the workers', so a restriction by the user (taskset, cpusets, sched_setaffinity of
+ * the calling thread) keeps holding. Per call: one sched_getcpu (a vDSO read) and one
+ * sched_getaffinity (as fl_cpu_count); the workers' masks are set only when either changed. */
 static void fl_pool_place(void) {
     cpu_set_t set;
     int i, cpu = sched_getcpu();
-    if (cpu < 0 || cpu == fl_pool_placed_cpu || cpu >= CPU_SETSIZE)
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(set), &set) != 0)
         return;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    if (cpu == fl_pool_placed_cpu && CPU_EQUAL(&set, &fl_pool_placed_mask))
         return;
+    fl_pool_placed_cpu = cpu;
+    fl_pool_placed_mask = set;
     CPU_CLR(cpu, &set);
     if (CPU_COUNT(&set) == 0)       /* the caller may run on one CPU only: leave them be */
         return;
     for (i = 0; i < fl_pool.started; i++)
         pthread_setaffinity_np(fl_pool.threads[i], sizeof(set), &set);   /* best effort */
-    fl_pool_placed_cpu = cpu;
 }
 #else
 #define FL_PLACE_WORKERS 0
