@@ -20,12 +20,45 @@ from typing import Any, Callable, Dict, Optional
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Between two workers' samples: longer than an OpenMP runtime's spin after its last region.
+# Between two workers' samples: at least PAUSE_S, longer than an OpenMP runtime's spin after
+# its last region, and where /proc tells (Linux) until the previous process is idle: its
+# threads' CPU time growing by under IDLE_CPU_S per IDLE_WINDOW_S, at most MAX_PAUSE_S.
+# (OpenBLAS's idle worker spins for ~0.1 s after a BLAS call, measured here 110-130 ms: a
+# fixed 30 ms pause let it run into the next process's samples.)
 PAUSE_S = 0.03
+IDLE_WINDOW_S, IDLE_CPU_S, MAX_PAUSE_S = 0.01, 0.001, 0.5
 
 HOW = (f"each implementation in its own worker process (spawn), samples handed out round "
-       f"robin, one process computing at a time, {PAUSE_S * 1e3:.0f} ms pause between "
-       f"processes")
+       f"robin, one process computing at a time; between processes a pause of at least "
+       f"{PAUSE_S * 1e3:.0f} ms and, where /proc shows it, until the previous process's "
+       f"threads are idle (under {IDLE_CPU_S * 1e3:.0f} ms of CPU per "
+       f"{IDLE_WINDOW_S * 1e3:.0f} ms, at most {MAX_PAUSE_S * 1e3:.0f} ms)")
+
+
+def _cpu_time_s(pid: int) -> Optional[float]:
+    """CPU time of all of a process's threads (nanosecond schedstat), None if unknown."""
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total * 1e-9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wait_idle(pid: Optional[int]) -> float:
+    """Sleep PAUSE_S, then until process `pid` is idle (see above); the seconds waited."""
+    start = time.perf_counter()
+    time.sleep(PAUSE_S)
+    last = _cpu_time_s(pid) if pid else None
+    while last is not None and time.perf_counter() - start < MAX_PAUSE_S:
+        time.sleep(IDLE_WINDOW_S)
+        now = _cpu_time_s(pid)
+        if now is None or now - last < IDLE_CPU_S:
+            break
+        last = now
+    return time.perf_counter() - start
 
 
 def _serve(conn) -> None:
@@ -125,7 +158,8 @@ class Workers:
     def turn(self, name: str) -> Worker:
         """The worker about to compute: pause first if another one computed last."""
         if self.current is not None and self.current != name:
-            time.sleep(PAUSE_S)
+            prev = self.by_name.get(self.current)
+            wait_idle(prev.proc.pid if prev is not None else None)
         self.current = name
         return self.get(name)
 
