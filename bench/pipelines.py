@@ -226,7 +226,8 @@ def measure(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dic
         s = samples[label]
         q25, med, q75 = np.percentile(s, [25, 50, 75])
         out[label] = {"pipeline": pipeline, "median_s": float(med), "q25_s": float(q25),
-                      "q75_s": float(q75), "samples": len(s)}
+                      "q75_s": float(q75), "samples": len(s),
+                      "per_round_s": [float(x) for x in s]}
     return out
 
 
@@ -234,11 +235,27 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
     """The targets of the module docstring, each as a line with its figures."""
     def m(label):
         return res[label]["median_s"] if label in res else float("nan")
+
+    def rounds(label):
+        return np.asarray(res[label].get("per_round_s", []) if label in res else [])
+
+    def paired(num, *den):
+        """The ratio num / sum(den) round by round (samples of one round are taken minutes
+        closer together than the medians' samples): median [q25-q75], in per cent over 1."""
+        a, bs = rounds(num), [rounds(d) for d in den]
+        n = min([len(a)] + [len(b) for b in bs])
+        if n == 0:
+            return ""
+        r = 100 * (a[:n] / sum(b[:n] for b in bs) - 1)
+        q25, med, q75 = np.percentile(r, [25, 50, 75])
+        return f"; round by round {med:+.1f}% [{q25:+.1f}..{q75:+.1f}]"
     lines = []
     parts = m("fastloss BCE alone (default threads)") + m("NumPy step alone")
     loop = m("loop: fastloss (default threads) + NumPy step")
     lines.append(f"alternating loop {loop * 1e3:.2f} ms vs its parts {parts * 1e3:.2f} ms: "
-                 f"{100 * (loop / parts - 1):+.1f}% (target <= +10%)")
+                 f"{100 * (loop / parts - 1):+.1f}% (target <= +10%)"
+                 + paired("loop: fastloss (default threads) + NumPy step",
+                          "fastloss BCE alone (default threads)", "NumPy step alone"))
     loop1t = m("loop: fastloss (1 thread) + NumPy step")
     lines.append(f"  the loop with fastloss on default threads vs on 1 thread: {loop * 1e3:.2f} vs "
                  f"{loop1t * 1e3:.2f} ms: {100 * (loop / loop1t - 1):+.1f}%")
@@ -253,13 +270,16 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
                  f"{one * 1e3:.3f} ms: {one / dflt:.2f}x (target >= 1.5x)")
     sd, s1 = m("iteration, fastloss CCE (default threads)"), m("iteration, fastloss CCE (1 thread)")
     lines.append(f"softmax regression: default threads {sd * 1e3:.2f} ms vs 1 thread "
-                 f"{s1 * 1e3:.2f} ms: {100 * (sd / s1 - 1):+.1f}% (target <= 0%)")
+                 f"{s1 * 1e3:.2f} ms: {100 * (sd / s1 - 1):+.1f}% (target <= 0%)"
+                 + paired("iteration, fastloss CCE (default threads)",
+                          "iteration, fastloss CCE (1 thread)"))
     xg = [k for k in res if res[k]["pipeline"] == "xgboost"]
     if xg:
         npo = m("round, NumPy objective")
         for k in xg[:2]:
             lines.append(f"XGBoost {k[len('round, '):]}: {m(k) * 1e3:.2f} ms vs NumPy objective "
-                         f"{npo * 1e3:.2f} ms: {100 * (m(k) / npo - 1):+.1f}% (target <= 0%)")
+                         f"{npo * 1e3:.2f} ms: {100 * (m(k) / npo - 1):+.1f}% (target <= 0%)"
+                         + paired(k, "round, NumPy objective"))
     return lines
 
 
