@@ -85,7 +85,8 @@ def _loss_blocks(path, family):
                            invalid=bool(re.search(rf"\b{name}_invalid\(", text))))
     if not blocks:
         raise SystemExit(f"{path}: no loss blocks found")
-    unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column", "math"}
+    unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column", "math",
+                                                        "gradient_factor"}
     if unknown:
         raise SystemExit(f"{path}: unknown loss options {sorted(unknown)}")
     return blocks
@@ -143,6 +144,12 @@ def kernel_registry(ew, rw):
             f"    if ew_loss is {b['name']}:", "        return not FL_EXP_INLINE")],
         *_predicate(lambda b: b["opts"].get("math") == "libm", "ew_loss", ew),
         "",
+        "cdef inline double ew_gradient_factor(ew_loss L) noexcept nogil:",
+        *[x for b in ew if "gradient_factor" in b["opts"] for x in (
+            f"    if ew_loss is {b['name']}:",
+            f"        return {float(b['opts']['gradient_factor'])!r}")],
+        "    return 1.0",
+        "",
         "cdef inline Py_ssize_t ew_min_work(ew_loss L) noexcept nogil:",
         *_predicate(lambda b: b["opts"].get("cost", "cheap") == "transcendental", "ew_loss",
                     ew, "Py_ssize_t", "MIN_WORK_TRANSCENDENTAL", "MIN_WORK_CHEAP"),
@@ -156,6 +163,10 @@ def kernel_registry(ew, rw):
             raise SystemExit(f"loss {b['name']}: cost must be cheap or transcendental")
         if b["opts"].get("math", "arithmetic") not in ("arithmetic", "inline", "libm"):
             raise SystemExit(f"loss {b['name']}: math must be arithmetic, inline or libm")
+        f = b["opts"].get("gradient_factor", "1")
+        if not re.fullmatch(r"[1-9][0-9]*", f) or int(f) & (int(f) - 1):
+            # a power of two: folded into the scale, it changes no gradient's bits
+            raise SystemExit(f"loss {b['name']}: gradient_factor must be a power of two")
 
     def run_branches(blocks, call, job="job", kernel="kernel", is_double="is_double", ret="return ",
                      otherwise="    return BAD_KERNEL"):

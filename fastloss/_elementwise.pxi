@@ -147,7 +147,11 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
     cdef double acc[SUM_LANES]
     cdef Py_ssize_t s0 = start, n, i, j, k0, seg
     cdef int bad
-    cdef floating grad_scale = <floating>job.gscale
+    # A loss's constant gradient factor (a power of two, e.g. MSE's 2) goes with the scale: the
+    # same bits as applying it in the math (except that a weighted share w_i / sum(w) that is
+    # float64-subnormal keeps a bit more), and 2 d never overflows where (2/n) d is finite.
+    cdef double gscale = job.gscale * ew_gradient_factor(L)
+    cdef floating grad_scale = <floating>gscale
     cdef bint want_loss = (job.wanted & WANT_LOSS) != 0
     cdef bint reduce = job.lo == NULL and want_loss
     for j in range(SUM_LANES):
@@ -203,7 +207,7 @@ cdef Py_ssize_t ew_block(ew_loss L, floating dtype_tag, const EwJob* job, Py_ssi
                     <floating>job.hfloor)
         if job.w != NULL:
             ew_weigh(<const floating*>job.w, job.w_per_row, job.row_len, s0, n,
-                     lo if want_loss else NULL, go, ho, job.wpre, job.gscale)
+                     lo if want_loss else NULL, go, ho, job.wpre, gscale)
         if to32:
             for i in range(n):
                 if go != NULL:

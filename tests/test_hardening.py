@@ -1131,20 +1131,38 @@ def test_weighted_mean_gradient_subnormal_weight_sum(loss, t, p, w, expected):
 def test_bug_weighted_mean_gradient_scale_underflows(dtype):
     tiny = float(np.finfo(dtype).smallest_subnormal)
     big = 6.4e14 if dtype == np.float32 else 1e300
-    t = np.array([-big, 0.0, 0.0], dtype)
-    w = np.array([tiny, 1.0, 1.0], dtype)
-    g = fl.MeanSquaredError().gradient(t, np.zeros(3, dtype), sample_weight=w)
-    expected = 2 * float(t[0]) * -1 * tiny / 2.0          # 2 d w_0 / sum(w), a normal number
+    # (sum(w) = 4: MSE's factor 2 goes with the share, 2 w_0 / sum(w) = tiny / 2 still underflows)
+    t = np.array([-big, 0.0, 0.0, 0.0, 0.0], dtype)
+    w = np.array([tiny, 1.0, 1.0, 1.0, 1.0], dtype)
+    g = fl.MeanSquaredError().gradient(t, np.zeros(5, dtype), sample_weight=w)
+    expected = 2 * float(t[0]) * -1 * tiny / 4.0          # 2 d w_0 / sum(w), a normal number
     assert expected > 100 * float(np.finfo(dtype).smallest_normal)
     np.testing.assert_allclose(g[0], expected, rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): float32 MSE gradient of the mean is formed "
-                                       "as (2 d) / n, so 2 d overflows for |d| > 1.7e38 where "
-                                       "torch's (2/n) d is finite")
-def test_bug_mse_float32_gradient_overflows_before_scaling():
-    g = fl.MeanSquaredError().gradient(np.zeros(4, np.float32), np.full(4, 2e38, np.float32))
-    np.testing.assert_allclose(g, np.full(4, 1e38, np.float32), rtol=1e-6)   # torch: 1e38
+def test_mse_float32_gradient_of_the_mean_does_not_overflow_before_scaling():
+    # Was a bug: the gradient of the mean was formed as (2 d) / n, so 2 d overflowed for
+    # |d| > 1.7e38 where torch's d (2/n) is finite. Now d (2/n), weighted or not; the sum's
+    # gradient 2 d is inf there, as torch's.
+    t, p = np.zeros(4, np.float32), np.full(4, 2e38, np.float32)
+    mse = fl.MeanSquaredError()
+    for kwargs in ({}, {"sample_weight": np.ones(4, np.float32)}):
+        g = mse.gradient(t, p, **kwargs)
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, np.full(4, 1e38), rtol=1e-6)
+        np.testing.assert_array_equal(mse.loss_gradient(t, p, **kwargs)[1], g)
+    # per element (and gradient_hessian, which is per element) and summed: 2 d, inf here
+    assert np.isinf(mse.gradient(t, p, reduction="sum")).all()
+    assert np.isinf(mse.gradient_hessian(t, p)[0]).all()
+    # Where 2 d is finite, the bits are those of (2 d) (1/n) (the factor 2 is a power of two):
+    # NumPy's float32 arithmetic, rounded once per operation, both ways round.
+    rng = np.random.default_rng(3)
+    for n in (3, 7, 1000):
+        d = (rng.normal(size=n) * 10.0 ** rng.integers(-30, 38, size=n)).astype(np.float32)
+        d = np.clip(d, -1.7e38, 1.7e38)
+        g = mse.gradient(np.zeros(n, np.float32), d)
+        np.testing.assert_array_equal(g, (np.float32(2) * d) * np.float32(1 / n))
+        np.testing.assert_array_equal(g, d * np.float32(2 / n))
 
 
 def test_cce_zero_class_weight_gradient_nan():
