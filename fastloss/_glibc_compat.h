@@ -7,11 +7,18 @@
  *   - the pthread and dl functions moved from libpthread/libdl into libc in glibc 2.34 (new
  *     versions there; setup.py links libpthread.so.0 and libdl.so.2 so that older glibcs find
  *     them where they were). pthread_cond_* keep their default (GLIBC_2.3.2) versions: the
- *     GLIBC_2.2.5 ones are the old condition variables.
+ *     GLIBC_2.2.5 ones are the old condition variables; pthread_setaffinity_np binds to
+ *     GLIBC_2.3.4 on x86-64 (2.3.3's has another signature).
  * .ci/wheel_check.py fails the build when any other symbol newer than 2.28 appears. */
 #ifndef FASTLOSS_GLIBC_COMPAT_H
 #define FASTLOSS_GLIBC_COMPAT_H
 #if defined(__linux__) && defined(__GNUC__)
+/* Included first, so it decides the feature macros: GNU's, as Python.h (pyconfig.h) asks
+ * in every other build (the thread team's CPU masks need them: sched_getaffinity, CPU_COUNT,
+ * sched_getcpu, pthread_setaffinity_np). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <features.h>
 #if defined(__GLIBC__)
 #if defined(__x86_64__)
@@ -40,6 +47,12 @@ FL_SYMVER(dlopen);
 FL_SYMVER(dlsym);
 FL_SYMVER(dlerror);
 FL_SYMVER(dlclose);
+/* (its oldest version with this signature is newer than the base: 2.3.3's took no size) */
+#if defined(__x86_64__)
+__asm__(".symver pthread_setaffinity_np,pthread_setaffinity_np@GLIBC_2.3.4");
+#else
+FL_SYMVER(pthread_setaffinity_np);
+#endif
 #endif
 #endif
 #endif
