@@ -240,8 +240,8 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
         return np.asarray(res[label].get("per_round_s", []) if label in res else [])
 
     def paired(num, *den):
-        """The ratio num / sum(den) round by round (samples of one round are taken minutes
-        closer together than the medians' samples): median [q25-q75], in per cent over 1."""
+        """The ratio num / sum(den) round by round (one round's samples are seconds apart,
+        a median's span the whole run): median [q25-q75], in per cent over 1."""
         a, bs = rounds(num), [rounds(d) for d in den]
         n = min([len(a)] + [len(b) for b in bs])
         if n == 0:

@@ -168,8 +168,9 @@ static cpu_set_t fl_pool_placed_mask;
  * spinning thread and the call took 12.1-13.9 ms (alone, with both CPUs free: about 9).
  * The masks are only fastloss's own threads'; the caller's mask is read, never changed, and
  * bounds the workers', so a restriction by the user (taskset, cpusets, sched_setaffinity of
- * the calling thread) keeps holding. Per call: one sched_getcpu (a vDSO read) and one
- * sched_getaffinity (as fl_cpu_count); the workers' masks are set only when either changed. */
+ * the calling thread) keeps holding. Per parallel call: one sched_getcpu (a vDSO read) and
+ * one more sched_getaffinity (fl_cpu_count makes the other); the workers' masks are set only
+ * when the caller's CPU or mask changed. */
 static void fl_pool_place(void) {
     cpu_set_t set;
     int i, cpu = sched_getcpu();
@@ -309,7 +310,6 @@ static int fl_pool_grow(int want) {
     pthread_attr_destroy(&attr);
     return fl_pool.started;
 }
-
 
 /* Run fn on the caller and up to nt - 1 workers; return when every worker is out of it. */
 static void fl_team_run(int nt, fl_team_fn fn, void* ctx) {
