@@ -86,7 +86,7 @@ def _loss_blocks(path, family):
     if not blocks:
         raise SystemExit(f"{path}: no loss blocks found")
     unknown = {k for b in blocks for k in b["opts"]} - {"cost", "column", "math",
-                                                        "gradient_factor"}
+                                                        "gradient_factor", "target_logs"}
     if unknown:
         raise SystemExit(f"{path}: unknown loss options {sorted(unknown)}")
     return blocks
@@ -153,6 +153,9 @@ def kernel_registry(ew, rw):
         "cdef inline Py_ssize_t ew_min_work(ew_loss L) noexcept nogil:",
         *_predicate(lambda b: b["opts"].get("cost", "cheap") == "transcendental", "ew_loss",
                     ew, "Py_ssize_t", "MIN_WORK_TRANSCENDENTAL", "MIN_WORK_CHEAP"),
+        "",
+        "cdef inline bint rw_target_logs(rw_loss L) noexcept nogil:",
+        *_predicate(lambda b: b["opts"].get("target_logs") == "True", "rw_loss", rw),
         "",
         f"cdef inline double rw_row(rw_loss L, {sig_rw}) noexcept nogil:",
         *_branches("rw_loss", rw, lambda b: f"return {b['name']}_row({args_rw})"),

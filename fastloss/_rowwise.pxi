@@ -86,6 +86,7 @@ cdef struct RwScratch:
     Py_ssize_t* amax    # per row, m_pad
     double* rest        # per row, m_pad
     void* work          # the row math's own scratch, k
+    void* tl            # xlogx of the dense targets, E_pad (target_logs losses), or NULL
     void* stage         # 3 E: GBDT layouts' staging, or NULL
     void* base
 
@@ -103,7 +104,9 @@ cdef int rw_scratch_alloc(floating tag, const RwJob* job, RwScratch* S) noexcept
     cdef Py_ssize_t E_pad = rw_pad(E), m_pad = rw_pad(rows)
     cdef Py_ssize_t n_stage = 3 * E if rw_staged(tag, job) else 0
     cdef Py_ssize_t k_pad = rw_pad(job.k)
-    cdef char* p = <char*>malloc((2 * E_pad + 2 * m_pad + k_pad + n_stage) * sizeof(floating)
+    cdef Py_ssize_t n_tl = E_pad if job.lab == NULL else 0   # dense targets only
+    cdef char* p = <char*>malloc((2 * E_pad + 2 * m_pad + k_pad + n_stage + n_tl)
+                                 * sizeof(floating)
                                  + m_pad * (sizeof(Py_ssize_t) + sizeof(double)))
     S.base = p
     if p == NULL:
@@ -122,6 +125,8 @@ cdef int rw_scratch_alloc(floating tag, const RwJob* job, RwScratch* S) noexcept
     p += m_pad * sizeof(floating)
     S.work = p
     p += k_pad * sizeof(floating)
+    S.tl = p if n_tl else NULL
+    p += n_tl * sizeof(floating)
     S.stage = p if n_stage else NULL
     return 0
 
@@ -139,6 +144,9 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
     cdef floating* go = NULL
     cdef floating* ho = NULL
     cdef floating* lq = <floating*>S.lq
+    cdef floating* tl = <floating*>S.tl
+    cdef floating* work = <floating*>S.work
+    cdef bint target_logs = rw_target_logs(L) and tl != NULL
     cdef floating* q = <floating*>S.q
     cdef floating* lse_buf = <floating*>S.lse
     cdef floating* inv_buf = <floating*>S.inv
@@ -209,6 +217,17 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             lse_buf[r] = 0
             inv_buf[r] = 1
 
+    if target_logs:
+        # Every target's t log t in one flat vector loop (padded, as the loops above), not
+        # in each row's loop, whose tail took scalar libm's log.
+        t = <const floating*>job.t + r0 * k
+        for i in range(E):
+            tl[i] = t[i]
+        for i in range(E, E_pad):
+            tl[i] = 1
+        for i in range(E_pad):
+            tl[i] = xlogx(tl[i])
+
     for r in range(m):
         R = r0 + r
         wr = (<const floating*>job.w)[R] if job.w != NULL else 1
@@ -242,7 +261,8 @@ cdef Py_ssize_t rw_block(rw_loss L, floating tag, const RwJob* job, Py_ssize_t r
             label_weight = 0
             share = 1
         loss = rw_row(L, job, lq + r * k, q + r * k, lse_buf[r], inv_buf[r], rest[r], amax[r],
-                      t, y, label_weight, grad_scale, hess_scale, go, ho, <floating*>S.work)
+                      t, y, label_weight, grad_scale, hess_scale, go, ho,
+                      tl + r * k if target_logs else work)
         if floored and hess:   # XGBoost's max(h, floor) * w; NaN is kept
             hfloor_r = <floating>(job.hfloor * wr)
             for j in range(k):

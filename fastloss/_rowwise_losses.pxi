@@ -9,7 +9,9 @@
 #       (times hess_scale) into ho where they are not NULL. With labels, t is NULL, y the
 #       row's (valid) label and label_weight its class weight; with dense targets, t is the
 #       row of y_true; work is scratch for k values (a loop that fills it vectorizes where
-#       one summing into a scalar cannot: an ordered sum). The row's view of q (lq, q, lse,
+#       one summing into a scalar cannot: an ordered sum); a loss declared
+#       `# @rowwise_loss(target_logs=True)` finds xlogx(t_j) of its dense target row there
+#       instead (formed by one flat vector loop over the block), and may overwrite it. The row's view of q (lq, q, lse,
 #       inv, rest, jmax) is described in _rowwise.pxi. The job carries the shared
 #       parameters: class weights (job.cw, job.cw_sum), label smoothing (job.smooth), k.
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
@@ -129,7 +131,7 @@ cdef inline double CategoricalCrossEntropy_row(
     return loss
 
 
-# @rowwise_loss
+# @rowwise_loss(target_logs=True)
 cdef struct KLDivergence:
     char unused
 
@@ -139,12 +141,13 @@ cdef inline double KLDivergence_row(
         long long y, floating label_weight, floating grad_scale, floating hess_scale,
         floating* go, floating* ho, floating* work) noexcept nogil:
     # KL(t || q) = sum_j t_j log t_j - t_j log q_j: cross-entropy on plain targets plus the
-    # targets' negative entropy. Each term into work first (a vector loop, the log included),
-    # then summed by row_sum.
+    # targets' negative entropy. work holds the t_j log t_j (target_logs: the block's logs in
+    # one flat vector loop, no scalar log in a row's tail); each term goes there, then
+    # row_sum adds them.
     cdef Py_ssize_t j, k = job.k
     cdef floating target_sum = <floating>row_sum(t, k), q_scale
     for j in range(k):
-        work[j] = xlogx(t[j]) - t[j] * (lq[j] - lse)
+        work[j] = work[j] - t[j] * (lq[j] - lse)
     if job.inputs == ROWS_SOFTMAX and go != NULL:
         # the common case, branch-free: g_j = (q_j A - t_j) grad_scale
         q_scale = inv * target_sum
