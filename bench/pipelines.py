@@ -7,7 +7,10 @@ whole iteration and as its parts alone, each variant in its own worker process
 
 * alternating: ``BinaryCrossEntropy(from_logits=True).loss_gradient`` over 10^6 float64
   (into ``gradient_out``), then a NumPy step (three 300 x 300 matmuls and ``np.exp`` over
-  2 x 10^6). Target: the loop within 10% of the sum of its parts, timed alone.
+  2 x 10^6). Target: the loop within 10% of the sum of its parts, timed alone. Timed twice:
+  each variant in its own process, and the loop and its parts in one process (each sample
+  after the process's threads went idle), which compares them on the same memory: the
+  parts' own times differ from one process to the next (see the two "NumPy step alone").
 * softmax regression: 200,000 x 50 float64 features, 10 classes: logits = X W, the
   cross-entropy's loss and gradient, X^T G, the update. Target: default threads no slower
   than ``n_threads=1``.
@@ -30,7 +33,13 @@ from bench import isolate
 # data and model): an XGBoost round's own time varies by about 10% from one process to the
 # next (memory placement), more than the objectives being compared differ, and all variants
 # use the same XGBoost runtime anyway.
-SHARED_PROCESS = {"xgboost"}
+SHARED_PROCESS = {"xgboost", "alternating, one process"}
+# Shared-process groups whose variants each take the same number of calls per sample (an
+# XGBoost round's cost drifts with its index), and those whose process must be idle before
+# each sample (a variant timed "alone" must not run into the spinning BLAS threads the
+# previous variant's matmuls left behind).
+SAME_NUMBER = {"xgboost"}
+IDLE_BEFORE_EACH = {"alternating, one process"}
 
 N_ALT, N_SOFTMAX, FEATURES, CLASSES, N_XGB = 1_000_000, 200_000, 50, 10, 160_000
 
@@ -162,6 +171,14 @@ def variants() -> List[Tuple[str, str, str, dict]]:
             ("alternating", "loop: fastloss (default threads) + NumPy step (BLAS on 1 thread)",
              "alternating", {"part": "loop", "blas_threads": 1}),
         ]
+    one = "alternating, one process"
+    rows += [
+        (one, "one process: fastloss BCE alone (default threads)", "alternating",
+         {"part": "loss"}),
+        (one, "one process: NumPy step alone", "alternating", {"part": "numpy"}),
+        (one, "one process: loop: fastloss (default threads) + NumPy step", "alternating",
+         {"part": "loop"}),
+    ]
     rows += [
         ("softmax", "iteration, fastloss CCE (default threads)", "softmax_regression", {}),
         ("softmax", "iteration, fastloss CCE (1 thread)", "softmax_regression",
@@ -197,7 +214,7 @@ def measure(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dic
         # A round's cost drifts with the round's index (the trees change as the fit
         # improves): the variants sharing a process take the same number of rounds per
         # sample, so that their r-th samples cover the same rounds.
-        for group in SHARED_PROCESS:
+        for group in SAME_NUMBER:
             labels = [label for _, label, _, _ in rows if process[label] == group]
             if labels:
                 common = max(numbers[label] for label in labels)
@@ -217,8 +234,11 @@ def measure(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dic
                 unit = units[(u + r) % len(units)]
                 for j in range(len(unit)):
                     label = unit[(j + r) % len(unit)]
-                    samples[label].append(workers.turn(process[label]).sample(
-                        numbers[label], 10 * sample_s, slot=label))
+                    worker = workers.turn(process[label])
+                    if process[label] in IDLE_BEFORE_EACH:
+                        isolate.wait_idle(worker.proc.pid)
+                    samples[label].append(worker.sample(numbers[label], 10 * sample_s,
+                                                        slot=label))
     finally:
         workers.close()
     out = {}
@@ -256,6 +276,18 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
                  f"{100 * (loop / parts - 1):+.1f}% (target <= +10%)"
                  + paired("loop: fastloss (default threads) + NumPy step",
                           "fastloss BCE alone (default threads)", "NumPy step alone"))
+    one = "one process: "
+    if one + "NumPy step alone" in res:
+        parts_1p = m(one + "fastloss BCE alone (default threads)") + m(one + "NumPy step alone")
+        loop_1p = m(one + "loop: fastloss (default threads) + NumPy step")
+        lines.append(f"  in one process: loop {loop_1p * 1e3:.2f} ms vs its parts "
+                     f"{parts_1p * 1e3:.2f} ms: {100 * (loop_1p / parts_1p - 1):+.1f}% "
+                     f"(target <= +10%)"
+                     + paired(one + "loop: fastloss (default threads) + NumPy step",
+                              one + "fastloss BCE alone (default threads)",
+                              one + "NumPy step alone")
+                     + f"; the NumPy step alone there {m(one + 'NumPy step alone') * 1e3:.2f}"
+                     f" ms, in its own process {m('NumPy step alone') * 1e3:.2f} ms")
     loop1t = m("loop: fastloss (1 thread) + NumPy step")
     lines.append(f"  the loop with fastloss on default threads vs on 1 thread: {loop * 1e3:.2f} vs "
                  f"{loop1t * 1e3:.2f} ms: {100 * (loop / loop1t - 1):+.1f}%")
@@ -284,8 +316,10 @@ def verdicts(res: Dict[str, dict]) -> List[str]:
 
 
 def run(repeat: int = 7, sample_s: float = 0.25, rows=None) -> Dict[str, dict]:
-    print(f"Pipelines ({isolate.HOW}; except the variants of "
-          f"{', '.join(sorted(SHARED_PROCESS))}, which share one process); medians of "
+    print(f"Pipelines ({isolate.HOW}; except the groups "
+          f"{', '.join(repr(g) for g in sorted(SHARED_PROCESS))}, each of which shares one "
+          f"process ({', '.join(repr(g) for g in sorted(IDLE_BEFORE_EACH))} waiting there too "
+          f"until the process is idle before each sample)); medians of "
           f"{repeat} interleaved samples, q25-q75 in brackets:", flush=True)
     res = measure(repeat, sample_s, rows)
     width = max(map(len, res))
