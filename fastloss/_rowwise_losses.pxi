@@ -89,6 +89,7 @@ cdef inline double CategoricalCrossEntropy_row(
     cdef floating smooth_k = <floating>(job.smooth / job.k) if job.smooth != 0 else 0
     cdef floating target_sum, lqy, a, q_scale, shift, label_term
     cdef double loss, S
+    cdef int ji, yi
     if t != NULL:
         loss = 0
         target_sum = 0
@@ -116,7 +117,13 @@ cdef inline double CategoricalCrossEntropy_row(
         # The label's term inside the loop, not as go[y] -= ... after it: reading back an
         # element just written by a vector store stalls until the store completes.
         label_term = (1 - smooth) * label_weight * grad_scale
-        if cw == NULL:
+        if floating is float and cw == NULL and k <= 2147483647:
+            # 32-bit indices for 8 float lanes: with 64-bit ones, each vector's j == y took
+            # two 64-bit compares and a repack of the mask (a tenth of the float32 kernel).
+            yi = <int>y
+            for ji in range(<int>k):
+                go[ji] = (q[ji] * q_scale - shift) - (label_term if ji == yi else 0)
+        elif cw == NULL:
             for j in range(k):
                 go[j] = (q[j] * q_scale - shift) - (label_term if j == y else 0)
         else:
