@@ -9,11 +9,12 @@
 #       (times hess_scale) into ho where they are not NULL. With labels, t is NULL, y the
 #       row's (valid) label and label_weight its class weight; with dense targets, t is the
 #       row of y_true; work is scratch for k values (a loop that fills it vectorizes where
-#       one summing into a scalar cannot: an ordered sum); a loss declared
+#       one summing into a scalar cannot: an ordered sum). A loss declared
 #       `# @rowwise_loss(target_logs=True)` finds xlogx(t_j) of its dense target row there
-#       instead (formed by one flat vector loop over the block), and may overwrite it. The row's view of q (lq, q, lse,
-#       inv, rest, jmax) is described in _rowwise.pxi. The job carries the shared
-#       parameters: class weights (job.cw, job.cw_sum), label smoothing (job.smooth), k.
+#       instead (formed by one flat vector loop over the block), and may overwrite it.
+#       The row's view of q (lq, q, lse, inv, rest, jmax) is described in _rowwise.pxi.
+#       The job carries the shared parameters: class weights (job.cw, job.cw_sum), label
+#       smoothing (job.smooth), k.
 # The build (setup.py) collects the blocks into the dispatch, so nothing else lists them.
 #
 # The cross-entropy family (categorical cross-entropy, KL divergence): every row's loss is
