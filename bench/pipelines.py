@@ -32,7 +32,8 @@ from bench import isolate
 # Pipelines whose variants share one worker process (interleaved there, each with its own
 # data and model): an XGBoost round's own time varies by about 10% from one process to the
 # next (memory placement), more than the objectives being compared differ, and all variants
-# use the same XGBoost runtime anyway.
+# use the same XGBoost runtime anyway; the alternating loop is timed so too, against its
+# parts on the same memory (as well as each variant in its own process).
 SHARED_PROCESS = {"xgboost", "alternating, one process"}
 # Shared-process groups whose variants each take the same number of calls per sample (an
 # XGBoost round's cost drifts with its index), and those whose process must be idle before
